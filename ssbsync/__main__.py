@@ -1,0 +1,3 @@
+from ssbsync.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Scuttlebutt references: feed, message and blob ids (PROTOCOL.md §1.2).
+
+Every id is a sigil, the canonical base64 of 32 bytes, and a suffix. "Canonical" means the
+unused low bits of the last base64 character are zero, which the JS regexes enforce by
+allowing only `[AEIMQUYcgkosw048]` as the 43rd character. We accept only the exact suffixes
+(the JS feed-id regex has an unescaped dot; §1.2 says not to emit such ids, and they never
+verify anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import NewType
+
+FeedId = NewType("FeedId", str)
+MsgId = NewType("MsgId", str)
+BlobId = NewType("BlobId", str)
+
+_B64_32 = r"[A-Za-z0-9/+]{42}[AEIMQUYcgkosw048]="
+_FEED_RE = re.compile(rf"@{_B64_32}\.ed25519")
+_MSG_RE = re.compile(rf"%{_B64_32}\.sha256")
+_BLOB_RE = re.compile(rf"&{_B64_32}\.sha256")
+
+
+def is_feed_id(value: object) -> bool:
+    return isinstance(value, str) and _FEED_RE.fullmatch(value) is not None
+
+
+def is_msg_id(value: object) -> bool:
+    return isinstance(value, str) and _MSG_RE.fullmatch(value) is not None
+
+
+def is_blob_id(value: object) -> bool:
+    return isinstance(value, str) and _BLOB_RE.fullmatch(value) is not None
+
+
+def is_link(value: object) -> bool:
+    """Any of the three reference kinds (what ssb-ref's `isLink` accepts, minus query parts)."""
+    return is_feed_id(value) or is_msg_id(value) or is_blob_id(value)
+
+
+def feed_id(public_key: bytes) -> FeedId:
+    return FeedId("@" + base64.b64encode(public_key).decode("ascii") + ".ed25519")
+
+
+def msg_id(digest: bytes) -> MsgId:
+    return MsgId("%" + base64.b64encode(digest).decode("ascii") + ".sha256")
+
+
+def blob_id(digest: bytes) -> BlobId:
+    return BlobId("&" + base64.b64encode(digest).decode("ascii") + ".sha256")
+
+
+def parse_feed_id(value: object) -> FeedId:
+    """Return `value` as a FeedId, or raise ValueError naming what was wrong."""
+    if not is_feed_id(value):
+        raise ValueError(f"not a feed id (expected @<base64 of 32 bytes>.ed25519): {value!r}")
+    return FeedId(str(value))
+
+
+def parse_msg_id(value: object) -> MsgId:
+    if not is_msg_id(value):
+        raise ValueError(f"not a message id (expected %<base64 of 32 bytes>.sha256): {value!r}")
+    return MsgId(str(value))
+
+
+def public_key(feed: FeedId) -> bytes:
+    """The 32-byte Ed25519 public key inside a feed id."""
+    return base64.b64decode(feed[1:45])
+
+
+def canonical_b64decode(text: str) -> bytes | None:
+    """Decode standard base64 only if `text` is exactly the canonical encoding of the result.
+
+    This is the rule of is-canonical-base64 (padding required, zero trailing bits).
+    """
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if base64.b64encode(raw).decode("ascii") == text else None
