@@ -170,7 +170,7 @@ def pretty_fragment(value: JSONValue, indent: str) -> str:
 
 
 def escape_lone_surrogates(text: str) -> str:
-    if text.isascii():
+    if text.isascii() or _LONE_SURROGATE.search(text) is None:
         return text
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -190,6 +190,14 @@ def utf16_length(text: str) -> int:
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
+
+
+def utf16_length_and_latin1(text: str) -> tuple[int, bytes]:
+    """Both of the above from one UTF-16 encoding (the ingest hot path needs both)."""
+    if text.isascii():
+        return len(text), text.encode("ascii")
+    units = text.encode("utf-16-le", errors="surrogatepass")
+    return len(units) // 2, units[::2]
 
 
 def latin1_bytes(text: str) -> bytes:

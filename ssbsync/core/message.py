@@ -67,11 +67,16 @@ class Message:
     previous: JSONValue
     timestamp: JSONValue  # claimed by the author; any JSON value after the first message
     value: dict[str, JSONValue]
-    json: str  # compact V8 JSON of `value`: what we store and serve, byte-stable
+    # V8 `JSON.stringify(value, null, 2)`: what the id hashes and the store keeps, byte-stable.
+    signed: str
 
     @property
     def content(self) -> JSONValue:
         return self.value["content"]
+
+    def compact_json(self) -> str:
+        """`JSON.stringify(value)`: the wire form (§5.4)."""
+        return jsonv8.stringify(self.value)
 
     def state(self) -> FeedState:
         return FeedState(self.key, self.sequence, self.timestamp)
@@ -177,18 +182,18 @@ def prepare(value: JSONValue, hmac_key: bytes | None = None) -> Prepared:
     if value["hash"] != "sha256":
         raise _fail(Reason.BAD_HASH, f"hash must be 'sha256', got {value['hash']!r}")
     unsigned, signed = _serialize(list(value.items())[:6], value["signature"])
-    length = jsonv8.utf16_length(signed)
+    length, hash_input = jsonv8.utf16_length_and_latin1(signed)
     if length > MAX_MESSAGE_LENGTH:
         raise _fail(Reason.TOO_LARGE, f"message is {length} UTF-16 units, limit is 8192")
     _check_content_type(content)
     message = Message(
-        key=msg_id(hashlib.sha256(jsonv8.latin1_bytes(signed)).digest()),
+        key=msg_id(hashlib.sha256(hash_input).digest()),
         author=FeedId(str(author)),
         sequence=int(sequence),
         previous=value["previous"],
         timestamp=value["timestamp"],
         value=value,
-        json=jsonv8.stringify(value),
+        signed=signed,
     )
     signed_bytes = sign_cap_digest(hmac_key, jsonv8.utf8_bytes(unsigned))
     return Prepared(message, signed_bytes, signature)

@@ -36,9 +36,17 @@ def is_blob_id(value: object) -> bool:
     return isinstance(value, str) and _BLOB_RE.fullmatch(value) is not None
 
 
+_LINK_RE = re.compile(rf"(?:@{_B64_32}\.ed25519|[%&]{_B64_32}\.sha256)")
+
+
 def is_link(value: object) -> bool:
     """Any of the three reference kinds (what ssb-ref's `isLink` accepts, minus query parts)."""
-    return is_feed_id(value) or is_msg_id(value) or is_blob_id(value)
+    return (
+        isinstance(value, str)
+        and len(value) in (52, 53)
+        and value[0] in "@%&"
+        and _LINK_RE.fullmatch(value) is not None
+    )
 
 
 def feed_id(public_key: bytes) -> FeedId:

@@ -1,0 +1,39 @@
+"""The store's schema as numbered migrations (applied in order, tracked by PRAGMA user_version).
+
+Never edit a migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: feeds, messages in receive order, and the indexes of the ssb-db query set.
+    """
+    CREATE TABLE feeds (
+        id INTEGER PRIMARY KEY,
+        author TEXT NOT NULL UNIQUE,
+        sequence INTEGER NOT NULL,         -- latest stored sequence
+        latest_key TEXT NOT NULL,          -- id of that message
+        latest_timestamp TEXT NOT NULL     -- its claimed timestamp, as JSON (any JSON value)
+    );
+    CREATE TABLE messages (
+        rowid INTEGER PRIMARY KEY,         -- receive order
+        key TEXT NOT NULL UNIQUE,
+        feed INTEGER NOT NULL REFERENCES feeds(id),
+        sequence INTEGER NOT NULL,
+        claimed REAL,                      -- value.timestamp when it is a number
+        received REAL NOT NULL,            -- local receive time, ms, strictly increasing
+        type TEXT,                         -- content.type of plain-text content
+        value TEXT NOT NULL                -- JSON.stringify(value, null, 2): what the id hashes
+    );
+    CREATE UNIQUE INDEX messages_by_feed ON messages(feed, sequence);
+    CREATE INDEX messages_by_claimed ON messages(claimed);
+    CREATE INDEX messages_by_received ON messages(received);
+    CREATE INDEX messages_by_type ON messages(type, received);
+    CREATE TABLE links (
+        message INTEGER NOT NULL REFERENCES messages(rowid),
+        rel TEXT NOT NULL,
+        dest TEXT NOT NULL
+    );
+    CREATE INDEX links_by_dest ON links(dest, rel);
+    """,
+)

@@ -1,0 +1,300 @@
+"""The SQLite store: messages, feed heads and the query indexes (ARCHITECTURE.md, "I/O code").
+
+WAL mode: a crash or power cut at any point leaves the last committed state (SQLite's
+journal guarantees it). Only one process
+writes: a writer holds an exclusive lock file for as long as it has the store open, and only
+the ingest path (`ssbsync.node.ingest`) calls `append`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssbsync.core import jsonv8
+from ssbsync.core.clock import VectorClock
+from ssbsync.core.message import FeedState, Message
+from ssbsync.core.refs import FeedId, MsgId
+from ssbsync.node.schema import MIGRATIONS
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    key: MsgId
+    value_json: str  # the signed V8 pretty JSON (message.Message.signed)
+    received: float
+
+    def as_kvt(self) -> dict[str, jsonv8.JSONValue]:
+        """`{key, value, timestamp}` as ssb-db streams it (timestamp = our receive time)."""
+        return {"key": self.key, "value": jsonv8.parse(self.value_json), "timestamp": self.received}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    source: FeedId
+    dest: str
+    rel: str
+    key: MsgId
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message the ingest path has validated, with what the indexes need."""
+
+    message: Message
+    received: float
+    links: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Query bounds shared by the streams (ssb-db's gt/gte/lt/lte, limit, reverse)."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    limit: int | None = None
+    reverse: bool = False
+
+    def where(self, column: str) -> tuple[str, list[float]]:
+        clauses, params = [], []
+        for op, bound in ((">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte)):
+            if bound is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(bound)
+        return " AND ".join(clauses) or "1", params
+
+    def tail(self, column: str) -> str:
+        order = f" ORDER BY {column} {'DESC' if self.reverse else 'ASC'}"
+        return order + (f" LIMIT {int(self.limit)}" if self.limit is not None else "")
+
+
+_SELECT = "SELECT m.key, m.value, m.received FROM messages m"
+
+
+class Store:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self._lock_fd: int | None = None
+        if not readonly:
+            self._lock_fd = _take_writer_lock(path.with_name(path.name + ".lock"))
+        elif not path.exists():
+            raise StoreError(f"no store at {path} yet (nothing has been published or imported)")
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        try:
+            # One thread at a time uses the connection, but not always the same one: the ingest
+            # path commits from its apply thread.
+            self._db = sqlite3.connect(
+                uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode: a power cut may drop the last commits but never corrupts;
+                # `append(durable=True)` (our own publishes) syncs before returning.
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.execute("PRAGMA cache_size = -32768")
+                self._migrate()
+        except sqlite3.DatabaseError as err:
+            self.close()
+            raise StoreError(f"cannot open the store {path}: {err}") from None
+        self._feed_rowids: dict[str, int] = {}
+
+    def close(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"the store has schema {version}, newer than this ssbsync knows")
+        for number in range(version, len(MIGRATIONS)):
+            script = MIGRATIONS[number]
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def feed_state(self, author: FeedId) -> FeedState | None:
+        row = self._db.execute(
+            "SELECT latest_key, sequence, latest_timestamp FROM feeds WHERE author = ?", (author,)
+        ).fetchone()
+        return None if row is None else FeedState(row[0], row[1], jsonv8.parse(row[2]))
+
+    def key_at(self, author: FeedId, sequence: int) -> MsgId | None:
+        row = self._db.execute(
+            "SELECT m.key FROM messages m JOIN feeds f ON m.feed = f.id"
+            " WHERE f.author = ? AND m.sequence = ?",
+            (author, sequence),
+        ).fetchone()
+        return None if row is None else MsgId(row[0])
+
+    def get(self, key: str) -> StoredMessage | None:
+        row = self._db.execute(_SELECT + " WHERE m.key = ?", (key,)).fetchone()
+        return None if row is None else StoredMessage(*row)
+
+    def vector_clock(self) -> VectorClock:
+        rows = self._db.execute("SELECT author, sequence FROM feeds")
+        return VectorClock({FeedId(a): s for a, s in rows})
+
+    def latest(self) -> Iterator[tuple[FeedId, int, jsonv8.JSONValue]]:
+        for author, seq, ts in self._db.execute(
+            "SELECT author, sequence, latest_timestamp FROM feeds ORDER BY id"
+        ):
+            yield FeedId(author), seq, jsonv8.parse(ts)
+
+    def history(self, author: FeedId, window: Range) -> Iterator[StoredMessage]:
+        where, params = window.where("m.sequence")
+        return self._rows(
+            _SELECT + " JOIN feeds f ON m.feed = f.id WHERE f.author = ? AND " + where,
+            [author, *params],
+            window.tail("m.sequence"),
+        )
+
+    def log(self, window: Range) -> Iterator[StoredMessage]:
+        where, params = window.where("m.received")
+        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.received"))
+
+    def by_claimed_time(self, window: Range) -> Iterator[StoredMessage]:
+        where, params = window.where("m.claimed")
+        sql = _SELECT + " WHERE m.claimed IS NOT NULL AND " + where
+        return self._rows(sql, params, window.tail("m.claimed"))
+
+    def by_type(self, kind: str, window: Range) -> Iterator[StoredMessage]:
+        where, params = window.where("m.received")
+        sql = _SELECT + " WHERE m.type = ? AND " + where
+        return self._rows(sql, [kind, *params], window.tail("m.received"))
+
+    def links(
+        self, source: str | None, dest: str | None, rel: str | None, window: Range
+    ) -> Iterator[LinkRow]:
+        clauses, params = ["1"], []
+        for column, wanted in (("f.author", source), ("l.dest", dest), ("l.rel", rel)):
+            if wanted is not None:
+                clauses.append(f"{column} = ?")
+                params.append(wanted)
+        sql = (
+            "SELECT f.author, l.dest, l.rel, m.key FROM links l"
+            " JOIN messages m ON l.message = m.rowid JOIN feeds f ON m.feed = f.id"
+            " WHERE " + " AND ".join(clauses) + window.tail("m.rowid")
+        )
+        for row in self._db.execute(sql, params):
+            yield LinkRow(*row)
+
+    def _rows(self, sql: str, params: Sequence[object], tail: str) -> Iterator[StoredMessage]:
+        for row in self._db.execute(sql + tail, params):
+            yield StoredMessage(*row)
+
+    def last_received(self) -> float:
+        row = self._db.execute("SELECT max(received) FROM messages").fetchone()
+        return float(row[0] or 0)
+
+    def count_messages(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def check(self) -> list[str]:
+        """Consistency problems between the tables (empty when all is well)."""
+        problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        bad_heads = self._db.execute(
+            "SELECT f.author FROM feeds f LEFT JOIN messages m"
+            " ON m.feed = f.id AND m.sequence = f.sequence AND m.key = f.latest_key"
+            " WHERE m.rowid IS NULL"
+            " OR (SELECT max(sequence) FROM messages WHERE feed = f.id) != f.sequence"
+            " OR (SELECT count(*) FROM messages WHERE feed = f.id) != f.sequence"
+        ).fetchall()
+        problems += [f"feed {a}: head does not match its messages" for (a,) in bad_heads]
+        return problems
+
+    # -- the one write (called by the ingest path only) ------------------------------------
+
+    def append(
+        self, batch: list[NewMessage], heads: dict[FeedId, FeedState], *, durable: bool = False
+    ) -> None:
+        """Store `batch` and the new feed heads in one transaction: all of it or none.
+
+        `durable`: on disk before returning. Needed for our own messages: if a power cut
+        dropped one that a peer already has, our next publish would fork our own feed.
+        """
+        if not batch:
+            return
+        db = self._db
+        db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+            message_rows: list[tuple[object, ...]] = []
+            link_rows: list[tuple[int, str, str]] = []
+            for offset, new in enumerate(batch, start=next_rowid + 1):
+                message_rows.append(self._message_row(offset, new))
+                link_rows.extend((offset, rel, dest) for rel, dest in new.links)
+            db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?)", message_rows)
+            db.executemany("INSERT INTO links VALUES (?,?,?)", link_rows)
+            db.executemany(
+                "UPDATE feeds SET sequence = ?, latest_key = ?, latest_timestamp = ? WHERE id = ?",
+                [
+                    (h.sequence, h.id, jsonv8.stringify(h.timestamp), self._feed_rowid(a))
+                    for a, h in heads.items()
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._feed_rowids.clear()
+            raise
+
+    def _message_row(self, rowid: int, new: NewMessage) -> tuple[object, ...]:
+        msg = new.message
+        claimed = msg.timestamp if type(msg.timestamp) in (int, float) else None
+        content = msg.content
+        kind = content.get("type") if isinstance(content, dict) else None
+        return (
+            rowid,
+            msg.key,
+            self._feed_rowid(msg.author),
+            msg.sequence,
+            claimed,
+            new.received,
+            kind if isinstance(kind, str) else None,
+            msg.signed,
+        )
+
+    def _feed_rowid(self, author: FeedId) -> int:
+        rowid = self._feed_rowids.get(author)
+        if rowid is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO feeds (author, sequence, latest_key, latest_timestamp)"
+                " VALUES (?, 0, '', 'null')",
+                (author,),
+            )
+            found = self._db.execute("SELECT id FROM feeds WHERE author = ?", (author,))
+            rowid = self._feed_rowids[author] = found.fetchone()[0]
+        return rowid
+
+
+def _take_writer_lock(lock_path: Path) -> int:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StoreError(
+            f"the store is in use by process {holder} (a running node or another command);"
+            " stop it or wait for it to finish"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
