@@ -52,6 +52,15 @@ def parse(text: str | bytes) -> JSONValue:
         raise JSONParseError(str(err)) from None
 
 
+def parse_at(text: str, pos: int) -> tuple[JSONValue, int]:
+    """Parse the JSON value that starts at `text[pos]`; return it and where it ends."""
+    try:
+        value, end = _decoder.raw_decode(text, pos)
+    except (ValueError, RecursionError) as err:
+        raise JSONParseError(str(err)) from None
+    return value, end
+
+
 def format_number(value: int | float) -> str:
     """ECMAScript Number::toString of `value` converted to a double."""
     if type(value) is int and -_SAFE_INT <= value <= _SAFE_INT:

@@ -20,13 +20,14 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT NOT NULL UNIQUE,
         feed INTEGER NOT NULL REFERENCES feeds(id),
         sequence INTEGER NOT NULL,
-        claimed REAL,                      -- value.timestamp when it is a number
+        feed_time REAL NOT NULL,           -- ssb-db's feed order: the claimed timestamp,
+                                           -- or the receive time when that is later/absent
         received REAL NOT NULL,            -- local receive time, ms, strictly increasing
         type TEXT,                         -- content.type of plain-text content
         value TEXT NOT NULL                -- JSON.stringify(value, null, 2): what the id hashes
     );
     CREATE UNIQUE INDEX messages_by_feed ON messages(feed, sequence);
-    CREATE INDEX messages_by_claimed ON messages(claimed);
+    CREATE INDEX messages_by_feed_time ON messages(feed_time);
     CREATE INDEX messages_by_received ON messages(received);
     CREATE INDEX messages_by_type ON messages(type, received);
     CREATE TABLE links (

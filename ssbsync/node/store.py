@@ -168,10 +168,9 @@ class Store:
         where, params = window.where("m.received")
         return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.received"))
 
-    def by_claimed_time(self, window: Range) -> Iterator[StoredMessage]:
-        where, params = window.where("m.claimed")
-        sql = _SELECT + " WHERE m.claimed IS NOT NULL AND " + where
-        return self._rows(sql, params, window.tail("m.claimed"))
+    def by_feed_time(self, window: Range) -> Iterator[StoredMessage]:
+        where, params = window.where("m.feed_time")
+        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.feed_time"))
 
     def by_type(self, kind: str, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.received")
@@ -257,7 +256,10 @@ class Store:
 
     def _message_row(self, rowid: int, new: NewMessage) -> tuple[object, ...]:
         msg = new.message
-        claimed = msg.timestamp if type(msg.timestamp) in (int, float) else None
+        # ssb-db `resolveTimestamp`: trust the claim unless it is missing or in the future.
+        claimed = msg.timestamp
+        is_number = type(claimed) in (int, float)
+        feed_time = claimed if is_number and claimed and claimed <= new.received else new.received
         content = msg.content
         kind = content.get("type") if isinstance(content, dict) else None
         return (
@@ -265,7 +267,7 @@ class Store:
             msg.key,
             self._feed_rowid(msg.author),
             msg.sequence,
-            claimed,
+            feed_time,
             new.received,
             kind if isinstance(kind, str) else None,
             msg.signed,

@@ -1,0 +1,118 @@
+"""The `ssbsync` command line: ssb-server's commands, plus key, import, export and check.
+
+Talks only to NodeAPI (ARCHITECTURE.md, "One rule of direction").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ssbsync import __version__
+from ssbsync.cli.args import parse_args
+from ssbsync.cli.commands import ALIASES, COMMANDS, Command
+from ssbsync.cli.transfer import run_export, run_import
+from ssbsync.core import jsonv8
+from ssbsync.core.refs import is_feed_id
+from ssbsync.node import identity
+from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.store import StoreError
+
+OWN_COMMANDS = {
+    "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",
+    "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
+    "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
+    "check": "check the store's consistency",
+    "version": "print the version",
+}
+
+
+def _take_path(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove the global `--path DIR` (anywhere on the line) from argv."""
+    rest, path, i = [], None, 0
+    while i < len(argv):
+        if argv[i] == "--path" and i + 1 < len(argv):
+            path, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--path="):
+            path, i = argv[i].partition("=")[2], i + 1
+        else:
+            rest.append(argv[i])
+            i += 1
+    return path, rest
+
+
+def _usage(out: TextIO) -> None:
+    out.write("usage: ssbsync [--path DIR] COMMAND [ARGS]\n\nssb-server commands:\n")
+    for command in COMMANDS.values():
+        out.write(f"  {command.usage}\n")
+    out.write("\nssbsync commands:\n")
+    for usage, what in OWN_COMMANDS.items():
+        out.write(f"  {usage:<22} {what}\n")
+    out.write("\nThe data folder is --path, else $SSBSYNC_PATH, else ~/.ssbsync.\n")
+
+
+def _print_result(command: Command, result: Any, out: TextIO) -> None:
+    if command.kind == "async":
+        if result is not None:
+            out.write(jsonv8.stringify_pretty(result) + "\n")
+        return
+    items: Iterable[Any] = result
+    for item in items:
+        out.write(jsonv8.stringify_pretty(item) + "\n\n")
+
+
+def _run(folder: Path, argv: list[str], out: TextIO) -> int:
+    name, rest = argv[0], argv[1:]
+    if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
+        with NodeAPI(folder) as api:
+            keys = identity.import_secret(
+                folder, Path(rest[1]), lambda k: api.store.feed_state(k.id) is not None
+            )
+        out.write(jsonv8.stringify_pretty({"id": keys.id}) + "\n")
+        return 0
+    positional, options = parse_args(rest)
+    args = positional + ([options] if options else [])
+    with NodeAPI(folder) as api:
+        if name == "import" and len(positional) == 1:
+            return run_import(api, str(positional[0]), out)
+        if name == "export":
+            feed = options.get("id")
+            if feed is not None and not is_feed_id(feed):
+                raise ApiError(f"--id must be a feed id, got {feed!r}")
+            return run_export(api, feed, out)
+        if name == "check":
+            problems = api.store.check()
+            out.write("".join(f"{p}\n" for p in problems) or "the store is consistent\n")
+            return 1 if problems else 0
+        command = COMMANDS.get(ALIASES.get(name, name))
+        if command is None:
+            raise ApiError(f"unknown command: {name} (see `ssbsync help`)")
+        _print_result(command, command.run(api, args), out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    path, argv = _take_path(list(sys.argv[1:] if argv is None else argv))
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8")
+    if not argv or argv[0] in ("help", "--help", "-h"):
+        _usage(out)
+        return 0 if argv else 1
+    if argv[0] in ("version", "--version"):
+        out.write(jsonv8.stringify_pretty({"version": __version__}) + "\n")
+        return 0
+    try:
+        return _run(identity.data_folder(path), argv, out)
+    except BrokenPipeError:  # e.g. `ssbsync log | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (ApiError, StoreError, identity.IdentityError, OSError) as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
