@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: import synthetic feeds into ssbsync, and the same data into ssb-server 16.
+
+    python bench/ingest.py [--messages 100000] [--authors 100] [--seed 0] [--no-ssb-server]
+
+The dataset (signed messages from `ssbsync.core.synthetic`, one `JSON.stringify(value)` per
+line) is generated once and cached in bench/.data/; generating it is not measured.
+
+ssbsync: a fresh process streams the file line by line into `NodeAPI.import_messages` in a
+fresh folder; the rate is messages / wall time of that call, the peak is that process's
+ru_maxrss.
+
+ssb-server: when node, npm and the reference peer are there (`$SSBSYNC_REFPEER`, default
+../shared/refpeer next to the repository), a fresh server on a free loopback port receives
+every line with `add` from bench/ssb_server_add.js (up to 50 calls in flight); the rates are
+messages / time to the last `add` answered and to all indexes caught up, the peak is the
+server's VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CACHE = BENCH / ".data"
+ADD_SCRIPT = BENCH / "ssb_server_add.js"
+REFPEER_ENV = "SSBSYNC_REFPEER"
+DEFAULT_REFPEER = ROOT.parent / "shared" / "refpeer"
+
+TARGET_RATE = 15_000  # messages/s
+TARGET_PEAK_MB = 150
+ADD_WINDOW = 50  # `add` calls in flight
+RUN_TIMEOUT_S = 1800  # any one measured run
+READY_TIMEOUT_S = 120  # ssb-server start-up
+INSTALL_TIMEOUT_S = 600  # refpeer `npm ci` on first use
+STOP_TIMEOUT_S = 15
+
+
+@dataclass(frozen=True, slots=True)
+class SsbsyncRun:
+    seconds: float
+    peak_mb: float
+
+    def rate(self, messages: int) -> float:
+        return messages / self.seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRun:
+    add_seconds: float
+    indexed_seconds: float
+    peak_mb: float
+
+
+class BenchError(Exception):
+    """A run that did not do what it must (lost messages, a server that did not start, ...)."""
+
+
+# -- dataset ---------------------------------------------------------------------------------
+
+
+def _import_ssbsync() -> None:
+    """Make `import ssbsync` work when run as `python bench/ingest.py` from a checkout."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def _generator_digest() -> str:
+    """Part of the cache key: a changed generator must not reuse an old dataset."""
+    _import_ssbsync()
+    from ssbsync.core import synthetic
+
+    return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
+
+
+def dataset(authors: int, messages: int, seed: int) -> Path:
+    """The JSON-lines file for these parameters, generated on first use."""
+    name = f"synthetic-{authors}a-{messages}m-seed{seed}-{_generator_digest()}.jsonl"
+    path = CACHE / name
+    if path.exists():
+        return path
+    from ssbsync.core.synthetic import generate
+
+    CACHE.mkdir(exist_ok=True)
+    partial = path.with_suffix(".partial")
+    started = time.perf_counter()
+    with partial.open("w", encoding="utf-8", newline="\n") as out:
+        for message in generate(authors, messages, seed):
+            out.write(message.compact_json())
+            out.write("\n")
+    partial.replace(path)
+    print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", flush=True)
+    return path
+
+
+# -- ssbsync ---------------------------------------------------------------------------------
+
+
+def child_import(data: Path) -> None:
+    """Runs in the measured process: stream `data` into a fresh node, print one JSON line."""
+    _import_ssbsync()
+    from ssbsync.node.api import NodeAPI
+
+    with (
+        tempfile.TemporaryDirectory(prefix="ssbsync-bench-") as folder,
+        NodeAPI(Path(folder)) as api,
+        data.open(encoding="utf-8", newline="\n") as lines,
+    ):
+        started = time.perf_counter()
+        report = api.import_messages(lines)  # one JSON text per line, read as it goes
+        seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_kib": peak_kib, "report": report.to_json()}))
+
+
+def run_ssbsync(data: Path, messages: int) -> SsbsyncRun:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-import", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if done.returncode != 0:
+        raise BenchError(f"ssbsync import failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    report = result["report"]
+    if report["accepted"] != messages:
+        raise BenchError(f"ssbsync accepted {report['accepted']} of {messages}: {report}")
+    return SsbsyncRun(result["seconds"], result["peak_kib"] / 1024)
+
+
+# -- ssb-server ------------------------------------------------------------------------------
+
+
+def refpeer_dir() -> Path:
+    return Path(os.environ.get(REFPEER_ENV) or DEFAULT_REFPEER).resolve()
+
+
+def ssb_server_missing() -> str | None:
+    """Why the ssb-server part cannot run, or None when it can."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    refpeer = refpeer_dir()
+    for script in ("install.sh", "start.sh"):
+        if not (refpeer / script).is_file():
+            return f"no reference peer at {refpeer} (set {REFPEER_ENV})"
+    return None
+
+
+def install_refpeer(refpeer: Path) -> Path:
+    """node_modules of the installed reference peer (installs it on first use)."""
+    done = subprocess.run(
+        [str(refpeer / "install.sh")], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise BenchError(f"refpeer install.sh failed:\n{done.stderr[-4000:]}")
+    binary = Path(done.stdout.strip().splitlines()[-1])
+    return binary.parent.parent  # node_modules/.bin/ssb-server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(ready: Callable[[], bool], alive: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not alive():
+            raise BenchError("ssb-server exited while starting")
+        if time.monotonic() > deadline:
+            raise BenchError(f"ssb-server not ready after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmHWM for process {pid}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(STOP_TIMEOUT_S)
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def add_all(peer: Path, data: Path, node_modules: Path, messages: int) -> tuple[float, float]:
+    """Run the Node.js client; (seconds to the last `add`, seconds to fully indexed)."""
+    command = ["node", str(ADD_SCRIPT), str(peer), str(data), str(ADD_WINDOW), str(RUN_TIMEOUT_S)]
+    env = {**os.environ, "NODE_PATH": str(node_modules)}
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S + 60
+    )
+    if done.returncode != 0:
+        raise BenchError(f"ssb_server_add.js failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["messages"] != messages:
+        raise BenchError(f"ssb_server_add.js sent {result['messages']} of {messages}")
+    return result["add_seconds"], result["indexed_seconds"]
+
+
+def run_ssb_server(data: Path, messages: int) -> ServerRun:
+    refpeer = refpeer_dir()
+    node_modules = install_refpeer(refpeer)
+    with tempfile.TemporaryDirectory(prefix="ssbsync-bench-peer-") as tmp:
+        peer, log_path = Path(tmp) / "peer", Path(tmp) / "server.log"
+        port = free_port()
+        with log_path.open("wb") as log:
+            # start.sh execs node, so this PID is the server's own.
+            server = subprocess.Popen(
+                [str(refpeer / "start.sh"), str(peer), str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(
+                lambda: (peer / "socket").exists() and _accepts(port),
+                lambda: server.poll() is None,
+                READY_TIMEOUT_S,
+            )
+            add_seconds, indexed_seconds = add_all(peer, data, node_modules, messages)
+            peak = peak_rss_mb(server.pid)
+        except BenchError as err:
+            raise BenchError(f"{err}\n-- ssb-server log --\n{_tail(log_path)}") from None
+        finally:
+            stop(server)
+    return ServerRun(add_seconds, indexed_seconds, peak)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    node = shutil.which("node")
+    node_version = (
+        subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+        if node
+        else "none"
+    )
+    return (
+        f"nproc {os.cpu_count()}, {cpu}, {ram_gib:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, node {node_version}, {platform.platform()}"
+    )
+
+
+def table_rows(
+    messages: int, authors: int, ours: SsbsyncRun, theirs: ServerRun | None
+) -> list[tuple[str, str]]:
+    rate = ours.rate(messages)
+    rows = [
+        ("messages", f"{messages:,}"),
+        ("authors", f"{authors:,}"),
+        ("ssbsync msg/s", f"{rate:,.0f}  ({ours.seconds:.1f} s)"),
+        ("ssbsync peak MB", f"{ours.peak_mb:.0f}"),
+    ]
+    if theirs is None:
+        return [*rows, ("ssb-server", "skipped")]
+    add_rate = messages / theirs.add_seconds
+    indexed_rate = messages / theirs.indexed_seconds
+    return [
+        *rows,
+        ("ssb-server msg/s (add)", f"{add_rate:,.0f}  ({theirs.add_seconds:.1f} s)"),
+        ("ssb-server msg/s (indexed)", f"{indexed_rate:,.0f}  ({theirs.indexed_seconds:.1f} s)"),
+        ("ssb-server peak MB", f"{theirs.peak_mb:.0f}"),
+        ("ratio ssbsync/ssb-server (add)", f"{rate / add_rate:.1f}x"),
+        ("ratio ssbsync/ssb-server (indexed)", f"{rate / indexed_rate:.1f}x"),
+    ]
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    table = Table(title="Ingest benchmark")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def verdict(messages: int, ours: SsbsyncRun) -> str:
+    rate_ok = ours.rate(messages) >= TARGET_RATE
+    peak_ok = ours.peak_mb < TARGET_PEAK_MB
+    return (
+        f"target {TARGET_RATE:,} msg/s: {'met' if rate_ok else 'NOT met'}; "
+        f"peak under {TARGET_PEAK_MB} MB: {'met' if peak_ok else 'NOT met'}"
+    )
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--authors", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-ssb-server", action="store_true", help="measure ssbsync only")
+    parser.add_argument("--child-import", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child_import:
+        child_import(args.child_import)
+        return 0
+    print(machine(), flush=True)
+    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    data = dataset(args.authors, args.messages, args.seed)
+    try:
+        print(f"ssbsync: importing {args.messages:,} messages ...", flush=True)
+        ours = run_ssbsync(data, args.messages)
+        theirs = None
+        missing = "--no-ssb-server given" if args.no_ssb_server else ssb_server_missing()
+        if missing:
+            print(f"ssb-server: skipped ({missing})", flush=True)
+        else:
+            print(f"ssb-server: adding {args.messages:,} messages ...", flush=True)
+            theirs = run_ssb_server(data, args.messages)
+    except (BenchError, subprocess.TimeoutExpired) as err:
+        print(f"FAILED: {err}", file=sys.stderr)
+        return 1
+    print_table(table_rows(args.messages, args.authors, ours, theirs))
+    print(verdict(args.messages, ours))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
