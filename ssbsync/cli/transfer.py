@@ -53,11 +53,11 @@ def run_import(api: NodeAPI, name: str, stdout: TextIO) -> int:
 def _import_with_progress(api: NodeAPI, source: TextIO, size: int | None) -> IngestReport:
     console = Console(stderr=True)
     if not console.is_terminal:
-        return api.import_messages(_values(source))
+        return api.import_messages(_values(source), parallel=True)
     columns = [TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("import", total=size)
-        return api.import_messages(_values(source, lambda n: bar.advance(task, n)))
+        return api.import_messages(_values(source, lambda n: bar.advance(task, n)), parallel=True)
 
 
 def _print_summary(report: IngestReport, out: TextIO) -> None:

@@ -19,6 +19,7 @@ import enum
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from nacl import bindings
 from nacl.exceptions import BadSignatureError
@@ -89,6 +90,17 @@ class Prepared:
     message: Message
     signed_bytes: bytes
     signature: bytes
+
+
+class ChainLink(Protocol):
+    """What the chain rules look at (a Message, or the ingest path's flatter record)."""
+
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def previous(self) -> JSONValue: ...
+    @property
+    def timestamp(self) -> JSONValue: ...
 
 
 class ChainPosition(enum.Enum):
@@ -210,7 +222,7 @@ def verify_signature(prepared: Prepared) -> bool:
     return True
 
 
-def check_chain(state: FeedState | None, message: Message) -> ChainPosition:
+def check_chain(state: FeedState | None, message: ChainLink) -> ChainPosition:
     """Where `message` falls relative to its feed's latest stored message (§5.7 rule 3).
 
     Raises for a message that can never be valid after `state`: a fork at the next sequence,

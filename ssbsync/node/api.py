@@ -142,9 +142,14 @@ class NodeAPI:
         return self._kvt(key)
 
     def import_messages(
-        self, values: Iterable[JSONValue], progress: Progress | None = None
+        self,
+        values: Iterable[JSONValue],
+        progress: Progress | None = None,
+        *,
+        parallel: bool = False,
     ) -> IngestReport:
-        return self.ingester.add(values, progress)
+        """Bulk import; `parallel` uses every core (see `Ingester.add` for the caveat)."""
+        return self.ingester.add(values, progress, parallel=parallel)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """The one ingest path: every message that enters the store comes through `Ingester.add`.
 
-Pipeline per batch (PROTOCOL.md §5.7): parse and check each message on this thread, verify
-the signatures of the whole batch in a thread pool (PyNaCl releases the GIL, so two cores
-verify at once) while the next batch is parsed, then apply the chain rules in feed order and
-commit the batch in one transaction. A message is stored whole or not at all; duplicates are
-no-ops; forks, gaps and invalid messages are rejected with their reason and touch nothing.
+Two stages (PROTOCOL.md §5.7): `checking.check_batch` applies every rule that needs only the
+message and verifies its signature — in worker processes for large inputs, so all cores
+work — then one apply thread applies the chain rules in feed order and commits each batch
+in one transaction. A message is stored whole or not at all; duplicates are no-ops; forks,
+gaps and invalid messages are rejected with their reason and touch nothing.
 
 Messages may arrive out of order (a shuffled file): one that is ahead of its feed waits in a
 bounded buffer until its predecessor arrives; whatever still waits at the end is a gap.
@@ -12,26 +12,21 @@ bounded buffer until its predecessor arrives; whatever still waits at the end is
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
 
-from ssbsync.core import jsonv8, links
 from ssbsync.core.errors import Reason, RemoteProtocolError
 from ssbsync.core.jsonv8 import JSONValue
-from ssbsync.core.message import (
-    ChainPosition,
-    FeedState,
-    Prepared,
-    check_chain,
-    prepare,
-    verify_signature,
-)
+from ssbsync.core.message import ChainPosition, FeedState, check_chain
 from ssbsync.core.refs import FeedId, MsgId
+from ssbsync.node.checking import Checked, Rejection, check_batch
 from ssbsync.node.store import NewMessage, Store
 
 BATCH_SIZE = 2000
@@ -40,14 +35,7 @@ MAX_EXAMPLES = 50
 _BAD_SIG = "the signature does not verify"
 _FORK = "another message has this sequence"
 
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    reason: Reason
-    detail: str
-    key: str | None = None
-    author: str | None = None
-    sequence: int | None = None
+__all__ = ["BATCH_SIZE", "IngestReport", "Ingester", "Rejection"]
 
 
 @dataclass
@@ -75,13 +63,26 @@ class IngestReport:
         }
 
 
-@dataclass(slots=True)
-class _Candidate:
-    prepared: Prepared
-    signature_ok: bool
-
-
 Progress = Callable[[int], None]  # called with the number of messages handled so far
+_Waiting = dict[FeedId, dict[int, list[Checked]]]
+
+
+@dataclass
+class _Batch:
+    """What one apply call collects before its single commit."""
+
+    messages: list[NewMessage] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+    heads: dict[FeedId, FeedState] = field(default_factory=dict)
+
+
+class _Inline(Executor):
+    """Runs submitted work at once on the caller's thread (small inputs: no process start)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: Future[object] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
 
 
 class Ingester:
@@ -109,30 +110,29 @@ class Ingester:
         progress: Progress | None = None,
         *,
         durable: bool = False,
+        parallel: bool = False,
     ) -> IngestReport:
         """Ingest message values (parsed JSON, or JSON text/bytes of one message each).
 
-        Three stages overlap: this thread parses and checks batch k+1 while the pool verifies
-        signatures and one apply thread (chain rules, SQLite, which releases the GIL) commits
-        batch k. All report and store mutation happens on the apply thread.
+        `durable`: each commit is on disk before returning (our own messages).
+        `parallel`: check large inputs in worker processes (spawned, so a calling script
+        needs the usual `if __name__ == "__main__":` guard).
         """
         report = IngestReport()
-        waiting: dict[FeedId, dict[int, list[_Candidate]]] = defaultdict(dict)
+        waiting: _Waiting = defaultdict(dict)
         self._heads.clear()  # another writer may have run since the last call
         self._waiting = 0
         handled = 0
-        with (
-            ThreadPoolExecutor(self._workers, thread_name_prefix="verify") as verifiers,
-            ThreadPoolExecutor(1, thread_name_prefix="apply") as applier,
-        ):
+        chunks = _chunks(values, BATCH_SIZE)
+        first = next(chunks, [])
+        with ExitStack() as stack:
+            checkers = stack.enter_context(self._checkers(parallel and len(first) >= BATCH_SIZE))
+            applier = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="apply"))
             in_flight: deque[Future[int]] = deque()
-            for chunk in _chunks(values, BATCH_SIZE):
-                prepared, bad = self._prepare_all(chunk)
-                checks = self._verify_async(verifiers, prepared)
-                in_flight.append(
-                    applier.submit(self._apply, prepared, checks, bad, waiting, report, durable)
-                )
-                while len(in_flight) > 2:  # bounds memory to a few batches
+            for chunk in _prepend(first, chunks):
+                checked = checkers.submit(check_batch, chunk, self._hmac_key)
+                in_flight.append(applier.submit(self._apply, checked, waiting, report, durable))
+                while len(in_flight) > 2 * self._workers:  # bounds memory to a few batches
                     handled += in_flight.popleft().result()
                     if progress:
                         progress(handled)
@@ -141,104 +141,69 @@ class Ingester:
         for feed_waiting in waiting.values():
             for candidates in feed_waiting.values():
                 for c in candidates:
-                    report.reject(
-                        _rejection(c.prepared, Reason.GAP, "an earlier message is missing")
-                    )
+                    report.reject(c.rejection(Reason.GAP, "an earlier message is missing"))
         if progress:
             progress(handled)
         return report
 
-    def _prepare_all(self, chunk: list[JSONValue]) -> tuple[list[Prepared], list[Rejection]]:
-        prepared, rejected = [], []
-        for value in chunk:
-            try:
-                if isinstance(value, str | bytes):
-                    value = jsonv8.parse(value)
-                prepared.append(prepare(value, self._hmac_key))
-            except jsonv8.JSONParseError as err:
-                rejected.append(Rejection(Reason.BAD_JSON, str(err)))
-            except RemoteProtocolError as err:
-                rejected.append(_describe(value, err))
-        return prepared, rejected
-
-    def _verify_async(
-        self, pool: ThreadPoolExecutor, prepared: list[Prepared]
-    ) -> list[Future[list[bool]]]:
-        step = max(1, -(-len(prepared) // (self._workers * 2)))
-        return [
-            pool.submit(lambda part: [verify_signature(p) for p in part], prepared[i : i + step])
-            for i in range(0, len(prepared), step)
-        ]
+    def _checkers(self, large: bool) -> Executor:
+        if not large or self._workers < 2:
+            return _Inline()
+        # spawn, not fork: this process has threads (the apply thread, maybe asyncio).
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self._workers, mp_context=context)
 
     def _apply(
         self,
-        prepared: list[Prepared],
-        verified: list[Future[list[bool]]],
-        bad: list[Rejection],
-        waiting: dict[FeedId, dict[int, list[_Candidate]]],
+        checked: Future[list[Checked | Rejection]],
+        waiting: _Waiting,
         report: IngestReport,
         durable: bool,
     ) -> int:
-        for rejection in bad:
-            report.reject(rejection)
-        results = [ok for future in verified for ok in future.result()]
-        batch: list[NewMessage] = []
-        new_heads: dict[FeedId, FeedState] = {}
-        batch_keys: set[str] = set()
-        for p, ok in zip(prepared, results, strict=True):
-            candidate = _Candidate(p, ok)
-            if self._consider(candidate, batch, batch_keys, new_heads, waiting, report):
-                self._drain(p.message.author, batch, batch_keys, new_heads, waiting, report)
-        self._store.append(batch, new_heads, durable=durable)
-        report.accepted += len(batch)
-        report.accepted_keys.extend(n.message.key for n in batch)
-        return len(prepared) + len(bad)
+        results = checked.result()
+        batch = _Batch()
+        for item in results:
+            if isinstance(item, Rejection):
+                report.reject(item)
+            elif self._consider(item, batch, waiting, report):
+                self._drain(item.author, batch, waiting, report)
+        self._store.append(batch.messages, batch.heads, durable=durable)
+        report.accepted += len(batch.messages)
+        report.accepted_keys.extend(n.key for n in batch.messages)
+        return len(results)
 
     def _consider(
-        self,
-        candidate: _Candidate,
-        batch: list[NewMessage],
-        batch_keys: set[str],
-        new_heads: dict[FeedId, FeedState],
-        waiting: dict[FeedId, dict[int, list[_Candidate]]],
-        report: IngestReport,
+        self, msg: Checked, batch: _Batch, waiting: _Waiting, report: IngestReport
     ) -> bool:
         """Append, hold, or reject one message; True when it was appended."""
-        msg = candidate.prepared.message
-        head = self._head(msg.author)
         try:
-            position = check_chain(head, msg)
+            position = check_chain(self._head(msg.author), msg)
         except RemoteProtocolError as err:
-            report.reject(_rejection(candidate.prepared, err.reason, err.detail))
+            report.reject(msg.rejection(err.reason, err.detail))
             return False
         if position is ChainPosition.AHEAD:
-            self._hold(candidate, waiting, report)
+            self._hold(msg, waiting, report)
             return False
         if position is ChainPosition.BEHIND:
-            if msg.key in batch_keys or self._store.key_at(msg.author, msg.sequence) == msg.key:
+            if msg.key in batch.keys or self._store.key_at(msg.author, msg.sequence) == msg.key:
                 report.duplicates += 1
-            elif not candidate.signature_ok:
-                report.reject(_rejection(candidate.prepared, Reason.BAD_SIGNATURE, _BAD_SIG))
+            elif not msg.signature_ok:
+                report.reject(msg.rejection(Reason.BAD_SIGNATURE, _BAD_SIG))
             else:
-                report.reject(_rejection(candidate.prepared, Reason.FORK, _FORK))
+                report.reject(msg.rejection(Reason.FORK, _FORK))
             return False
-        if not candidate.signature_ok:
-            report.reject(_rejection(candidate.prepared, Reason.BAD_SIGNATURE, _BAD_SIG))
+        if not msg.signature_ok:
+            report.reject(msg.rejection(Reason.BAD_SIGNATURE, _BAD_SIG))
             return False
         self._last_received = max(self._clock() * 1000, self._last_received + 0.001)
-        batch.append(NewMessage(msg, self._last_received, links.content_links(msg.content)))
-        batch_keys.add(msg.key)
-        new_heads[msg.author] = self._heads[msg.author] = msg.state()
+        fields = (msg.key, msg.author, msg.sequence, msg.timestamp, msg.kind, msg.signed)
+        batch.messages.append(NewMessage(*fields, msg.links, self._last_received))
+        batch.keys.add(msg.key)
+        batch.heads[msg.author] = self._heads[msg.author] = msg.state()
         return True
 
     def _drain(
-        self,
-        author: FeedId,
-        batch: list[NewMessage],
-        batch_keys: set[str],
-        new_heads: dict[FeedId, FeedState],
-        waiting: dict[FeedId, dict[int, list[_Candidate]]],
-        report: IngestReport,
+        self, author: FeedId, batch: _Batch, waiting: _Waiting, report: IngestReport
     ) -> None:
         """Append held messages of `author` that now follow its head."""
         held = waiting.get(author)
@@ -251,26 +216,20 @@ class Ingester:
             appended = False
             for c in candidates:
                 if appended:
-                    report.reject(_rejection(c.prepared, Reason.FORK, _FORK))
+                    report.reject(c.rejection(Reason.FORK, _FORK))
                 else:
-                    appended = self._consider(c, batch, batch_keys, new_heads, waiting, report)
+                    appended = self._consider(c, batch, waiting, report)
         if held is not None and not held:
             del waiting[author]
 
-    def _hold(
-        self,
-        candidate: _Candidate,
-        waiting: dict[FeedId, dict[int, list[_Candidate]]],
-        report: IngestReport,
-    ) -> None:
-        msg = candidate.prepared.message
+    def _hold(self, msg: Checked, waiting: _Waiting, report: IngestReport) -> None:
         slot = waiting[msg.author].setdefault(msg.sequence, [])
-        if any(c.prepared.message.key == msg.key for c in slot):
+        if any(c.key == msg.key for c in slot):
             report.duplicates += 1
         elif self._waiting >= MAX_WAITING:
-            report.reject(_rejection(candidate.prepared, Reason.GAP, "too far ahead of its feed"))
+            report.reject(msg.rejection(Reason.GAP, "too far ahead of its feed"))
         else:
-            slot.append(candidate)
+            slot.append(msg)
             self._waiting += 1
 
     def _head(self, author: FeedId) -> FeedState | None:
@@ -279,25 +238,13 @@ class Ingester:
         return self._heads[author]
 
 
-def _rejection(prepared: Prepared, reason: Reason, detail: str) -> Rejection:
-    m = prepared.message
-    return Rejection(reason, detail, m.key, m.author, m.sequence)
-
-
-def _describe(value: JSONValue, err: RemoteProtocolError) -> Rejection:
-    if isinstance(value, dict):
-        author, seq = value.get("author"), value.get("sequence")
-        return Rejection(
-            err.reason,
-            err.detail,
-            None,
-            author if isinstance(author, str) else None,
-            seq if type(seq) is int else None,
-        )
-    return Rejection(err.reason, err.detail)
-
-
 def _chunks(values: Iterable[JSONValue], size: int) -> Iterator[list[JSONValue]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _prepend(first: list[JSONValue], rest: Iterator[list[JSONValue]]) -> Iterator[list[JSONValue]]:
+    if first:
+        yield first
+    yield from rest

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ssbsync.core import jsonv8
 from ssbsync.core.clock import VectorClock
-from ssbsync.core.message import FeedState, Message
+from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, MsgId
 from ssbsync.node.schema import MIGRATIONS
 
@@ -49,9 +49,14 @@ class LinkRow:
 class NewMessage:
     """One message the ingest path has validated, with what the indexes need."""
 
-    message: Message
-    received: float
+    key: MsgId
+    author: FeedId
+    sequence: int
+    timestamp: jsonv8.JSONValue  # as claimed by the author
+    kind: str | None  # content.type
+    signed: str  # the V8 pretty JSON the id hashes
     links: list[tuple[str, str]]
+    received: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,22 +260,19 @@ class Store:
             raise
 
     def _message_row(self, rowid: int, new: NewMessage) -> tuple[object, ...]:
-        msg = new.message
         # ssb-db `resolveTimestamp`: trust the claim unless it is missing or in the future.
-        claimed = msg.timestamp
+        claimed = new.timestamp
         is_number = type(claimed) in (int, float)
         feed_time = claimed if is_number and claimed and claimed <= new.received else new.received
-        content = msg.content
-        kind = content.get("type") if isinstance(content, dict) else None
         return (
             rowid,
-            msg.key,
-            self._feed_rowid(msg.author),
-            msg.sequence,
+            new.key,
+            self._feed_rowid(new.author),
+            new.sequence,
             feed_time,
             new.received,
-            kind if isinstance(kind, str) else None,
-            msg.signed,
+            new.kind,
+            new.signed,
         )
 
     def _feed_rowid(self, author: FeedId) -> int:
