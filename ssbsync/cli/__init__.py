@@ -75,6 +75,8 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
         return 0
     positional, options = parse_args(rest)
     args = positional + ([options] if options else [])
+    if positional[:1] == ["."] and not sys.stdin.isatty():
+        args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
     with NodeAPI(folder) as api:
         if name == "import" and len(positional) == 1:
             return run_import(api, str(positional[0]), out)

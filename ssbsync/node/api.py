@@ -185,7 +185,13 @@ class NodeAPI:
         return _formatted(self.store.log(_window(opts)), opts)
 
     def create_feed_stream(self, opts: Options) -> Iterator[JSONValue]:
-        return _formatted(self.store.by_feed_time(_window(opts)), opts)
+        # ssb-db maps the bounds onto index keys `[rts, author]` with `[X, null]`, so `gt`
+        # behaves as `gte` and `lte` as `lt`; scripts rely on what ssb-server returns.
+        window = _window(opts)
+        lower = window.gte if window.gt is None else window.gt
+        upper = window.lt if window.lte is None else window.lte
+        window = Range(gte=lower, lt=upper, limit=window.limit, reverse=window.reverse)
+        return _formatted(self.store.by_feed_time(window), opts)
 
     def messages_by_type(self, opts: Options) -> Iterator[JSONValue]:
         kind = opts.get("type")

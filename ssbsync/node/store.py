@@ -31,10 +31,14 @@ class StoredMessage:
     key: MsgId
     value_json: str  # the signed V8 pretty JSON (message.Message.signed)
     received: float
+    rts: float | None = None  # the feed-order time, for createFeedStream items
 
     def as_kvt(self) -> dict[str, jsonv8.JSONValue]:
         """`{key, value, timestamp}` as ssb-db streams it (timestamp = our receive time)."""
-        return {"key": self.key, "value": jsonv8.parse(self.value_json), "timestamp": self.received}
+        item = {"key": self.key, "value": jsonv8.parse(self.value_json), "timestamp": self.received}
+        if self.rts is not None:
+            item["rts"] = self.rts
+        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +179,8 @@ class Store:
 
     def by_feed_time(self, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.feed_time")
-        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.feed_time"))
+        sql = "SELECT m.key, m.value, m.received, m.feed_time FROM messages m WHERE " + where
+        return self._rows(sql, params, window.tail("m.feed_time"))
 
     def by_type(self, kind: str, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.received")
