@@ -7,6 +7,9 @@ result is deliberately small and flat, because it crosses a process boundary.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 from dataclasses import dataclass
 
 from ssbsync.core import jsonv8, links
@@ -44,6 +47,23 @@ class Checked:
 
     def rejection(self, reason: Reason, detail: str) -> Rejection:
         return Rejection(reason, detail, self.key, self.author, self.sequence)
+
+
+def exit_with_parent() -> None:
+    """Worker-process initializer: die when the importing process dies.
+
+    A SIGKILLed parent otherwise leaves spawn workers blocked on their result pipe forever
+    (CPython issue #111873).
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def check_batch(values: list[JSONValue], hmac_key: bytes | None) -> list[Checked | Rejection]:

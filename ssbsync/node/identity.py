@@ -67,13 +67,18 @@ def import_secret(folder: Path, source: Path, has_published: Callable[[Keypair],
 
 
 def _write_new(file: Path, keys: Keypair) -> Keypair:
+    """Write the secret atomically: a crash leaves either no secret or a whole one."""
     file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(format_secret_file(keys))
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temporary, file)  # fails if it exists: never overwrites
     except FileExistsError:
         return read_secret(file)  # another process created it first: use that one
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(format_secret_file(keys))
-        out.flush()
-        os.fsync(out.fileno())
+    finally:
+        temporary.unlink(missing_ok=True)
     return keys

@@ -26,7 +26,7 @@ from ssbsync.core.errors import Reason, RemoteProtocolError
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.message import ChainPosition, FeedState, check_chain
 from ssbsync.core.refs import FeedId, MsgId
-from ssbsync.node.checking import Checked, Rejection, check_batch
+from ssbsync.node.checking import Checked, Rejection, check_batch, exit_with_parent
 from ssbsync.node.store import NewMessage, Store
 
 BATCH_SIZE = 2000
@@ -151,7 +151,7 @@ class Ingester:
             return _Inline()
         # spawn, not fork: this process has threads (the apply thread, maybe asyncio).
         context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(self._workers, mp_context=context)
+        return ProcessPoolExecutor(self._workers, mp_context=context, initializer=exit_with_parent)
 
     def _apply(
         self,
