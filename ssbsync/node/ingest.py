@@ -25,7 +25,7 @@ from itertools import islice
 from ssbsync.core.errors import Reason, RemoteProtocolError
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.message import ChainPosition, FeedState, check_chain
-from ssbsync.core.refs import FeedId, MsgId
+from ssbsync.core.refs import FeedId
 from ssbsync.node.checking import Checked, Rejection, check_batch, exit_with_parent
 from ssbsync.node.store import NewMessage, Store
 
@@ -44,7 +44,6 @@ class IngestReport:
     duplicates: int = 0
     rejected: Counter[Reason] = field(default_factory=Counter)
     examples: list[Rejection] = field(default_factory=list)
-    accepted_keys: list[MsgId] = field(default_factory=list)
 
     @property
     def rejected_total(self) -> int:
@@ -132,7 +131,7 @@ class Ingester:
             for chunk in _prepend(first, chunks):
                 checked = checkers.submit(check_batch, chunk, self._hmac_key)
                 in_flight.append(applier.submit(self._apply, checked, waiting, report, durable))
-                while len(in_flight) > 2 * self._workers:  # bounds memory to a few batches
+                while len(in_flight) > self._workers:  # bounds memory to a few batches
                     handled += in_flight.popleft().result()
                     if progress:
                         progress(handled)
@@ -169,7 +168,6 @@ class Ingester:
                 self._drain(item.author, batch, waiting, report)
         self._store.append(batch.messages, batch.heads, durable=durable)
         report.accepted += len(batch.messages)
-        report.accepted_keys.extend(n.key for n in batch.messages)
         return len(results)
 
     def _consider(

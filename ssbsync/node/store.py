@@ -111,7 +111,7 @@ class Store:
                 # NORMAL in WAL mode: a power cut may drop the last commits but never corrupts;
                 # `append(durable=True)` (our own publishes) syncs before returning.
                 self._db.execute("PRAGMA synchronous = NORMAL")
-                self._db.execute("PRAGMA cache_size = -32768")
+                self._db.execute("PRAGMA cache_size = -16384")
                 self._migrate()
         except sqlite3.DatabaseError as err:
             self.close()
