@@ -168,11 +168,10 @@ def _check_key_order(value: dict[str, JSONValue]) -> None:
 
 def _serialize(members: list[tuple[str, JSONValue]], signature: str) -> tuple[str, str]:
     """(signing string, signed string): the pretty JSON without and with the signature."""
-    body = ",\n  ".join(
-        jsonv8.encode_string(k) + ": " + jsonv8.pretty_fragment(v, "  ") for k, v in members
-    )
+    encode, pretty = jsonv8.encode_string, jsonv8.pretty_fragment
+    body = ",\n  ".join([encode(k) + ": " + pretty(v, "  ") for k, v in members])
     unsigned = jsonv8.escape_lone_surrogates("{\n  " + body + "\n}")
-    signed = unsigned[:-2] + ',\n  "signature": ' + jsonv8.encode_string(signature) + "\n}"
+    signed = unsigned[:-2] + ',\n  "signature": ' + encode(signature) + "\n}"
     return unsigned, signed
 
 
@@ -207,7 +206,8 @@ def prepare(value: JSONValue, hmac_key: bytes | None = None) -> Prepared:
         value=value,
         signed=signed,
     )
-    signed_bytes = sign_cap_digest(hmac_key, jsonv8.utf8_bytes(unsigned))
+    # `unsigned` has its lone surrogates escaped already, so plain UTF-8 is Node's encoding.
+    signed_bytes = sign_cap_digest(hmac_key, unsigned.encode("utf-8"))
     return Prepared(message, signed_bytes, signature)
 
 

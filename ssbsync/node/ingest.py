@@ -29,7 +29,8 @@ from ssbsync.core.refs import FeedId
 from ssbsync.node.checking import Checked, Rejection, check_batch, exit_with_parent
 from ssbsync.node.store import NewMessage, Store
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 500  # messages per unit of checking work (what crosses to a worker)
+COMMIT_SIZE = 2000  # messages per transaction, at most (fewer at the end of an input)
 MAX_WAITING = 100_000  # out-of-order messages held for their predecessors
 MAX_EXAMPLES = 50
 _BAD_SIG = "the signature does not verify"
@@ -68,7 +69,7 @@ _Waiting = dict[FeedId, dict[int, list[Checked]]]
 
 @dataclass
 class _Batch:
-    """What one apply call collects before its single commit."""
+    """Messages appended since the last commit, committed together."""
 
     messages: list[NewMessage] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
@@ -101,7 +102,8 @@ class Ingester:
         self._workers = workers or os.cpu_count() or 1
         self._heads: dict[FeedId, FeedState | None] = {}
         self._waiting = 0  # messages held in `waiting` for their predecessors
-        self._last_received = store.last_received()
+        self._batch = _Batch()  # appended but not yet committed (apply thread only)
+        self._last_received_us = store.last_received_us()
 
     def add(
         self,
@@ -121,6 +123,7 @@ class Ingester:
         waiting: _Waiting = defaultdict(dict)
         self._heads.clear()  # another writer may have run since the last call
         self._waiting = 0
+        self._batch = _Batch()
         handled = 0
         chunks = _chunks(values, BATCH_SIZE)
         first = next(chunks, [])
@@ -131,10 +134,11 @@ class Ingester:
             for chunk in _prepend(first, chunks):
                 checked = checkers.submit(check_batch, chunk, self._hmac_key)
                 in_flight.append(applier.submit(self._apply, checked, waiting, report, durable))
-                while len(in_flight) > self._workers:  # bounds memory to a few batches
+                while len(in_flight) > 2 * self._workers + 2:  # bounds memory
                     handled += in_flight.popleft().result()
                     if progress:
                         progress(handled)
+            in_flight.append(applier.submit(self._commit, report, durable))
             while in_flight:
                 handled += in_flight.popleft().result()
         for feed_waiting in waiting.values():
@@ -160,15 +164,22 @@ class Ingester:
         durable: bool,
     ) -> int:
         results = checked.result()
-        batch = _Batch()
+        batch = self._batch
         for item in results:
             if isinstance(item, Rejection):
                 report.reject(item)
             elif self._consider(item, batch, waiting, report):
                 self._drain(item.author, batch, waiting, report)
+        if len(batch.messages) >= COMMIT_SIZE:
+            self._commit(report, durable)
+        return len(results)
+
+    def _commit(self, report: IngestReport, durable: bool) -> int:
+        """Store what the apply steps collected, in one transaction."""
+        batch, self._batch = self._batch, _Batch()
         self._store.append(batch.messages, batch.heads, durable=durable)
         report.accepted += len(batch.messages)
-        return len(results)
+        return 0
 
     def _consider(
         self, msg: Checked, batch: _Batch, waiting: _Waiting, report: IngestReport
@@ -193,9 +204,10 @@ class Ingester:
         if not msg.signature_ok:
             report.reject(msg.rejection(Reason.BAD_SIGNATURE, _BAD_SIG))
             return False
-        self._last_received = max(self._clock() * 1000, self._last_received + 0.001)
+        now_us = int(self._clock() * 1_000_000)
+        self._last_received_us = max(now_us, self._last_received_us + 1)
         fields = (msg.key, msg.author, msg.sequence, msg.timestamp, msg.kind, msg.signed)
-        batch.messages.append(NewMessage(*fields, msg.links, self._last_received))
+        batch.messages.append(NewMessage(*fields, msg.links, self._last_received_us))
         batch.keys.add(msg.key)
         batch.heads[msg.author] = self._heads[msg.author] = msg.state()
         return True

@@ -16,20 +16,22 @@ MIGRATIONS: tuple[str, ...] = (
         latest_timestamp TEXT NOT NULL     -- its claimed timestamp, as JSON (any JSON value)
     );
     CREATE TABLE messages (
-        rowid INTEGER PRIMARY KEY,         -- receive order
-        key TEXT NOT NULL UNIQUE,
+        -- The local receive time in microseconds, strictly increasing: so rowid order is
+        -- receive order and receive-time ranges are rowid ranges, with no extra index.
+        rowid INTEGER PRIMARY KEY,
+        key_hash INTEGER NOT NULL,         -- the id's first 8 bytes: a small, fast index
+        key TEXT NOT NULL,
         feed INTEGER NOT NULL REFERENCES feeds(id),
         sequence INTEGER NOT NULL,
         feed_time REAL NOT NULL,           -- ssb-db's feed order: the claimed timestamp,
                                            -- or the receive time when that is later/absent
-        received REAL NOT NULL,            -- local receive time, ms, strictly increasing
         type TEXT,                         -- content.type of plain-text content
         value TEXT NOT NULL                -- JSON.stringify(value, null, 2): what the id hashes
     );
     CREATE UNIQUE INDEX messages_by_feed ON messages(feed, sequence);
+    CREATE INDEX messages_by_key ON messages(key_hash);
     CREATE INDEX messages_by_feed_time ON messages(feed_time);
-    CREATE INDEX messages_by_received ON messages(received);
-    CREATE INDEX messages_by_type ON messages(type, received);
+    CREATE INDEX messages_by_type ON messages(type);
     CREATE TABLE links (
         message INTEGER NOT NULL REFERENCES messages(rowid),
         rel TEXT NOT NULL,

@@ -8,6 +8,7 @@ the ingest path (`ssbsync.node.ingest`) calls `append`.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import sqlite3
@@ -60,7 +61,7 @@ class NewMessage:
     kind: str | None  # content.type
     signed: str  # the V8 pretty JSON the id hashes
     links: list[tuple[str, str]]
-    received: float
+    received_us: int  # receive time in µs, strictly increasing: becomes the rowid
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +75,12 @@ class Range:
     limit: int | None = None
     reverse: bool = False
 
-    def where(self, column: str) -> tuple[str, list[float]]:
+    def where(self, column: str, scale: float = 1) -> tuple[str, list[float]]:
         clauses, params = [], []
         for op, bound in ((">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte)):
             if bound is not None:
                 clauses.append(f"{column} {op} ?")
-                params.append(bound)
+                params.append(bound * scale)
         return " AND ".join(clauses) or "1", params
 
     def tail(self, column: str) -> str:
@@ -87,7 +88,8 @@ class Range:
         return order + (f" LIMIT {int(self.limit)}" if self.limit is not None else "")
 
 
-_SELECT = "SELECT m.key, m.value, m.received FROM messages m"
+_SELECT = "SELECT m.key, m.value, m.rowid / 1000.0 FROM messages m"
+_US_PER_MS = 1000  # receive-time bounds are given in ms, rowids are µs
 
 
 class Store:
@@ -152,7 +154,9 @@ class Store:
         return None if row is None else MsgId(row[0])
 
     def get(self, key: str) -> StoredMessage | None:
-        row = self._db.execute(_SELECT + " WHERE m.key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            _SELECT + " WHERE m.key_hash = ? AND m.key = ?", (_key_hash(key), key)
+        ).fetchone()
         return None if row is None else StoredMessage(*row)
 
     def vector_clock(self) -> VectorClock:
@@ -174,18 +178,18 @@ class Store:
         )
 
     def log(self, window: Range) -> Iterator[StoredMessage]:
-        where, params = window.where("m.received")
-        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.received"))
+        where, params = window.where("m.rowid", _US_PER_MS)
+        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.rowid"))
 
     def by_feed_time(self, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.feed_time")
-        sql = "SELECT m.key, m.value, m.received, m.feed_time FROM messages m WHERE " + where
+        sql = "SELECT m.key, m.value, m.rowid / 1000.0, m.feed_time FROM messages m WHERE " + where
         return self._rows(sql, params, window.tail("m.feed_time"))
 
     def by_type(self, kind: str, window: Range) -> Iterator[StoredMessage]:
-        where, params = window.where("m.received")
+        where, params = window.where("m.rowid", _US_PER_MS)
         sql = _SELECT + " WHERE m.type = ? AND " + where
-        return self._rows(sql, [kind, *params], window.tail("m.received"))
+        return self._rows(sql, [kind, *params], window.tail("m.rowid"))
 
     def links(
         self, source: str | None, dest: str | None, rel: str | None, window: Range
@@ -207,9 +211,9 @@ class Store:
         for row in self._db.execute(sql + tail, params):
             yield StoredMessage(*row)
 
-    def last_received(self) -> float:
-        row = self._db.execute("SELECT max(received) FROM messages").fetchone()
-        return float(row[0] or 0)
+    def last_received_us(self) -> int:
+        row = self._db.execute("SELECT max(rowid) FROM messages").fetchone()
+        return int(row[0] or 0)
 
     def count_messages(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM messages").fetchone()[0])
@@ -243,12 +247,8 @@ class Store:
         db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         db.execute("BEGIN IMMEDIATE")
         try:
-            next_rowid = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
-            message_rows: list[tuple[object, ...]] = []
-            link_rows: list[tuple[int, str, str]] = []
-            for offset, new in enumerate(batch, start=next_rowid + 1):
-                message_rows.append(self._message_row(offset, new))
-                link_rows.extend((offset, rel, dest) for rel, dest in new.links)
+            message_rows = [self._message_row(new) for new in batch]
+            link_rows = [(n.received_us, rel, dest) for n in batch for rel, dest in n.links]
             db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?)", message_rows)
             db.executemany("INSERT INTO links VALUES (?,?,?)", link_rows)
             db.executemany(
@@ -264,18 +264,19 @@ class Store:
             self._feed_rowids.clear()
             raise
 
-    def _message_row(self, rowid: int, new: NewMessage) -> tuple[object, ...]:
+    def _message_row(self, new: NewMessage) -> tuple[object, ...]:
         # ssb-db `resolveTimestamp`: trust the claim unless it is missing or in the future.
+        received = new.received_us / _US_PER_MS
         claimed = new.timestamp
         is_number = type(claimed) in (int, float)
-        feed_time = claimed if is_number and claimed and claimed <= new.received else new.received
+        feed_time = claimed if is_number and claimed and claimed <= received else received
         return (
-            rowid,
+            new.received_us,
+            _key_hash(new.key),
             new.key,
             self._feed_rowid(new.author),
             new.sequence,
             feed_time,
-            new.received,
             new.kind,
             new.signed,
         )
@@ -291,6 +292,15 @@ class Store:
             found = self._db.execute("SELECT id FROM feeds WHERE author = ?", (author,))
             rowid = self._feed_rowids[author] = found.fetchone()[0]
         return rowid
+
+
+def _key_hash(key: str) -> int:
+    """The first 8 bytes of a message id's hash, as a signed 64-bit integer."""
+    try:
+        raw = base64.b64decode(key[1:13])
+    except ValueError:
+        return 0
+    return int.from_bytes(raw[:8].ljust(8, b"\0"), "big", signed=True)
 
 
 def _take_writer_lock(lock_path: Path) -> int:
