@@ -8,7 +8,7 @@ elements (null, numbers) instead of failing to index the message.
 
 from __future__ import annotations
 
-from ssbsync.core.jsonv8 import JSONValue, ordered_items
+from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import is_link
 
 
@@ -26,7 +26,7 @@ def content_links(content: JSONValue) -> list[tuple[str, str]]:
     if not isinstance(content, dict):
         return []
     found: list[tuple[str, str]] = []
-    for rel, value in ordered_items(content):
+    for rel, value in content.items():
         for item in value if isinstance(value, list) else [value]:
             dest = _target(item)
             if dest is not None and (rel, dest) not in found:

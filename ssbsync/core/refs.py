@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import NewType
 
@@ -54,7 +55,7 @@ def feed_id(public_key: bytes) -> FeedId:
 
 
 def msg_id(digest: bytes) -> MsgId:
-    return MsgId("%" + base64.b64encode(digest).decode("ascii") + ".sha256")
+    return MsgId("%" + binascii.b2a_base64(digest, newline=False).decode("ascii") + ".sha256")
 
 
 def blob_id(digest: bytes) -> BlobId:
@@ -74,9 +75,10 @@ def parse_msg_id(value: object) -> MsgId:
     return MsgId(str(value))
 
 
+@functools.lru_cache(maxsize=4096)
 def public_key(feed: FeedId) -> bytes:
-    """The 32-byte Ed25519 public key inside a feed id."""
-    return base64.b64decode(feed[1:45])
+    """The 32-byte Ed25519 public key inside a feed id (cached: few authors, many messages)."""
+    return binascii.a2b_base64(feed[1:45])
 
 
 def canonical_b64decode(text: str) -> bytes | None:
@@ -85,7 +87,7 @@ def canonical_b64decode(text: str) -> bytes | None:
     This is the rule of is-canonical-base64 (padding required, zero trailing bits).
     """
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if base64.b64encode(raw).decode("ascii") == text else None
+    return raw if binascii.b2a_base64(raw, newline=False).decode("ascii") == text else None

@@ -34,9 +34,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_by_type ON messages(type);
     CREATE TABLE links (
         message INTEGER NOT NULL REFERENCES messages(rowid),
+        dest_hash INTEGER NOT NULL,        -- dest's first 8 bytes, as for messages.key_hash
         rel TEXT NOT NULL,
         dest TEXT NOT NULL
     );
-    CREATE INDEX links_by_dest ON links(dest, rel);
+    CREATE INDEX links_by_dest ON links(dest_hash);
     """,
 )

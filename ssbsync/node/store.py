@@ -8,13 +8,14 @@ the ingest path (`ssbsync.node.ingest`) calls `append`.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ssbsync.core import jsonv8
 from ssbsync.core.clock import VectorClock
@@ -50,8 +51,7 @@ class LinkRow:
     key: MsgId
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
+class NewMessage(NamedTuple):
     """One message the ingest path has validated, with what the indexes need."""
 
     key: MsgId
@@ -194,7 +194,11 @@ class Store:
     def links(
         self, source: str | None, dest: str | None, rel: str | None, window: Range
     ) -> Iterator[LinkRow]:
-        clauses, params = ["1"], []
+        clauses: list[str] = ["1"]
+        params: list[object] = []
+        if dest is not None:
+            clauses.append("l.dest_hash = ?")
+            params.append(_key_hash(dest))
         for column, wanted in (("f.author", source), ("l.dest", dest), ("l.rel", rel)):
             if wanted is not None:
                 clauses.append(f"{column} = ?")
@@ -248,9 +252,11 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             message_rows = [self._message_row(new) for new in batch]
-            link_rows = [(n.received_us, rel, dest) for n in batch for rel, dest in n.links]
+            link_rows = [
+                (n.received_us, _key_hash(dest), rel, dest) for n in batch for rel, dest in n.links
+            ]
             db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?)", message_rows)
-            db.executemany("INSERT INTO links VALUES (?,?,?)", link_rows)
+            db.executemany("INSERT INTO links VALUES (?,?,?,?)", link_rows)
             db.executemany(
                 "UPDATE feeds SET sequence = ?, latest_key = ?, latest_timestamp = ? WHERE id = ?",
                 [
@@ -295,10 +301,10 @@ class Store:
 
 
 def _key_hash(key: str) -> int:
-    """The first 8 bytes of a message id's hash, as a signed 64-bit integer."""
+    """The first 8 bytes of an id's key or hash, as a signed 64-bit integer (any sigil)."""
     try:
-        raw = base64.b64decode(key[1:13])
-    except ValueError:
+        raw = binascii.a2b_base64(key[1:13])
+    except (binascii.Error, ValueError):
         return 0
     return int.from_bytes(raw[:8].ljust(8, b"\0"), "big", signed=True)
 
