@@ -30,6 +30,12 @@ class Reason(enum.StrEnum):
     WRONG_SEQUENCE = "wrong_sequence"
     FORK = "fork"
     GAP = "gap"
+    # the wire (PROTOCOL.md §2–4)
+    BAD_HANDSHAKE = "bad_handshake"
+    BAD_BOX = "bad_box"
+    BAD_PACKET = "bad_packet"
+    BAD_RPC = "bad_rpc"
+    LIMIT = "limit"
 
 
 class LocalProtocolError(Exception):
