@@ -14,14 +14,23 @@ from typing import Any, TextIO
 from ssbsync import __version__
 from ssbsync.cli.args import parse_args
 from ssbsync.cli.commands import ALIASES, COMMANDS, Command
+from ssbsync.cli.running import call_running_node, node_is_running, run_start
 from ssbsync.cli.transfer import run_export, run_import
 from ssbsync.core import jsonv8
 from ssbsync.core.refs import is_feed_id
 from ssbsync.node import identity
 from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.config import ConfigError
+from ssbsync.node.session import RemoteError
 from ssbsync.node.store import StoreError
 
+# Commands only a running node can answer.
+NODE_COMMANDS = {"gossip.connect", "gossip.disconnect", "gossip.peers", "status", "manifest"}
+
 OWN_COMMANDS = {
+    "start [--logging.level=info] [--port N]": "run the node until Ctrl-C or SIGTERM",
+    "gossip.connect ADDR": "connect the running node to a peer (net:HOST:PORT~shs:KEY)",
+    "gossip.peers | status | manifest": "ask the running node",
     "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",
     "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
     "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
@@ -66,6 +75,8 @@ def _print_result(command: Command, result: Any, out: TextIO) -> None:
 
 def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     name, rest = argv[0], argv[1:]
+    if name == "start":
+        return run_start(folder, parse_args(rest)[1])
     if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
         with NodeAPI(folder) as api:
             keys = identity.import_secret(
@@ -77,6 +88,16 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     args = positional + ([options] if options else [])
     if positional[:1] == ["."] and not sys.stdin.isatty():
         args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
+    rpc_name = ALIASES.get(name, name)
+    if rpc_name in COMMANDS or rpc_name in NODE_COMMANDS:
+        # Through the running node when there is one: it holds the store.
+        result = call_running_node(folder, rpc_name, args, out)
+        if result is not None:
+            return result
+        if rpc_name in NODE_COMMANDS:
+            raise ApiError(f"{name}: no node is running (start one with `ssbsync start`)")
+    elif name in ("import", "export", "check", "key") and node_is_running(folder):
+        raise ApiError(f"{name}: the node is running and holds the store; stop it first")
     with NodeAPI(folder) as api:
         if name == "import" and len(positional) == 1:
             return run_import(api, str(positional[0]), out)
@@ -112,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ssbsync log | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ApiError, StoreError, identity.IdentityError, OSError) as err:
+    except (ApiError, StoreError, identity.IdentityError, ConfigError, RemoteError, OSError) as err:
         sys.stderr.write(f"Error: {err}\n")
         return 1
     except KeyboardInterrupt:

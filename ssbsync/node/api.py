@@ -7,6 +7,7 @@ Method names and result shapes follow ssb-db 20 as ssb-server 16 serves them (PR
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -15,9 +16,10 @@ from ssbsync.core import message as msgs
 from ssbsync.core.errors import LocalProtocolError
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.keys import Keypair
+from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, is_feed_id, is_msg_id
 from ssbsync.node import identity
-from ssbsync.node.ingest import Ingester, IngestReport, Progress
+from ssbsync.node.ingest import Ingester, IngestReport, OnCommit, Progress
 from ssbsync.node.store import Range, Store, StoredMessage
 
 Options = Mapping[str, JSONValue]
@@ -87,6 +89,10 @@ class NodeAPI:
         self._clock = clock
         self._store: Store | None = None
         self._ingester: Ingester | None = None
+        self._listeners: list[OnCommit] = []
+        # One ingest at a time (the node calls in from several threads): the Ingester keeps
+        # per-call state, and two publishes must not both take the same next sequence.
+        self._ingest_lock = threading.Lock()
 
     def close(self) -> None:
         if self._store is not None:
@@ -109,8 +115,18 @@ class NodeAPI:
     @property
     def ingester(self) -> Ingester:
         if self._ingester is None:
-            self._ingester = Ingester(self.store, self._hmac_key, clock=self._clock)
+            self._ingester = Ingester(
+                self.store, self._hmac_key, clock=self._clock, on_commit=self._committed
+            )
         return self._ingester
+
+    def subscribe(self, listener: OnCommit) -> None:
+        """Call `listener(new_heads)` after every commit (from the committing thread)."""
+        self._listeners.append(listener)
+
+    def _committed(self, heads: dict[FeedId, FeedState]) -> None:
+        for listener in self._listeners:
+            listener(heads)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -119,6 +135,10 @@ class NodeAPI:
         if isinstance(content, dict) and "recps" in content:
             # Publishing it in the clear would leak what the author meant to be private.
             raise ApiError("private messages (content.recps) are not supported yet")
+        with self._ingest_lock:
+            return self._publish(content)
+
+    def _publish(self, content: JSONValue) -> JSONValue:
         state = self.store.feed_state(self.keys.id)
         now = int(self._clock() * 1000)
         if state is not None and type(state.timestamp) in (int, float):
@@ -135,7 +155,8 @@ class NodeAPI:
 
     def add(self, value: JSONValue) -> JSONValue:
         """ssb-db `add`: store someone's signed message if it is valid and next in its feed."""
-        report = self.ingester.add([value])
+        with self._ingest_lock:
+            report = self.ingester.add([value])
         if report.rejected_total:
             raise ApiError(f"invalid message: {report.examples[0].detail}")
         key = msgs.prepare(value, self._hmac_key).message.key
@@ -149,7 +170,8 @@ class NodeAPI:
         parallel: bool = False,
     ) -> IngestReport:
         """Bulk import; `parallel` uses every core (see `Ingester.add` for the caveat)."""
-        return self.ingester.add(values, progress, parallel=parallel)
+        with self._ingest_lock:
+            return self.ingester.add(values, progress, parallel=parallel)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ class IngestReport:
 
 
 Progress = Callable[[int], None]  # called with the number of messages handled so far
+# Called (on the apply thread) after each commit with the new heads of the feeds it extended.
+OnCommit = Callable[[dict[FeedId, FeedState]], None]
 _Waiting = dict[FeedId, dict[int, list[Checked]]]
 
 
@@ -95,8 +97,10 @@ class Ingester:
         *,
         clock: Callable[[], float] = time.time,
         workers: int | None = None,
+        on_commit: OnCommit | None = None,
     ) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._hmac_key = hmac_key
         self._clock = clock
         self._workers = workers or os.cpu_count() or 1
@@ -179,6 +183,8 @@ class Ingester:
         batch, self._batch = self._batch, _Batch()
         self._store.append(batch.messages, batch.heads, durable=durable)
         report.accepted += len(batch.messages)
+        if batch.messages and self._on_commit is not None:
+            self._on_commit(batch.heads)
         return 0
 
     def _consider(

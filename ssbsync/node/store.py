@@ -115,14 +115,22 @@ class Store:
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._db.execute("PRAGMA cache_size = -16384")
                 self._migrate()
+            # Streams (history, log, …) read through their own connection: a cursor suspended
+            # mid-stream then never holds the writer's connection, and WAL gives it a snapshot.
+            self._read = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            self._read.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.DatabaseError as err:
             self.close()
             raise StoreError(f"cannot open the store {path}: {err}") from None
         self._feed_rowids: dict[str, int] = {}
 
     def close(self) -> None:
-        if getattr(self, "_db", None) is not None:
-            self._db.close()
+        for name in ("_read", "_db"):
+            connection = getattr(self, name, None)
+            if connection is not None:
+                connection.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -154,17 +162,17 @@ class Store:
         return None if row is None else MsgId(row[0])
 
     def get(self, key: str) -> StoredMessage | None:
-        row = self._db.execute(
+        row = self._read.execute(
             _SELECT + " WHERE m.key_hash = ? AND m.key = ?", (_key_hash(key), key)
         ).fetchone()
         return None if row is None else StoredMessage(*row)
 
     def vector_clock(self) -> VectorClock:
-        rows = self._db.execute("SELECT author, sequence FROM feeds")
+        rows = self._read.execute("SELECT author, sequence FROM feeds")
         return VectorClock({FeedId(a): s for a, s in rows})
 
     def latest(self) -> Iterator[tuple[FeedId, int, jsonv8.JSONValue]]:
-        for author, seq, ts in self._db.execute(
+        for author, seq, ts in self._read.execute(
             "SELECT author, sequence, latest_timestamp FROM feeds ORDER BY id"
         ):
             yield FeedId(author), seq, jsonv8.parse(ts)
@@ -208,11 +216,11 @@ class Store:
             " JOIN messages m ON l.message = m.rowid JOIN feeds f ON m.feed = f.id"
             " WHERE " + " AND ".join(clauses) + window.tail("m.rowid")
         )
-        for row in self._db.execute(sql, params):
+        for row in self._read.execute(sql, params):
             yield LinkRow(*row)
 
     def _rows(self, sql: str, params: Sequence[object], tail: str) -> Iterator[StoredMessage]:
-        for row in self._db.execute(sql + tail, params):
+        for row in self._read.execute(sql + tail, params):
             yield StoredMessage(*row)
 
     def last_received_us(self) -> int:

@@ -1,0 +1,110 @@
+"""`ssbsync start`, and commands sent to a running node through its local socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ssbsync.core import jsonv8
+from ssbsync.node import config as node_config
+from ssbsync.node.api import ApiError
+from ssbsync.node.client import Client
+from ssbsync.node.server import Node
+from ssbsync.node.session import RemoteError
+from ssbsync.transport.stream import StreamClosed
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def run_start(folder: Path, options: dict[str, Any]) -> int:
+    """Run the node in the foreground until Ctrl-C or SIGTERM."""
+    overrides = dict(_flatten(options))
+    config = node_config.load(folder, overrides)
+    logging.basicConfig(
+        level=_LEVELS[config.log_level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(_serve(Node(config)))
+    return 0
+
+
+def _flatten(options: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """{"logging": {"level": "info"}} → [("logging.level", "info")] (ssb-config overrides)."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            pairs += _flatten(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
+async def _serve(node: Node) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, node.stop)
+    await node.run()
+
+
+async def _connect(folder: Path) -> Client | None:
+    socket = folder / "socket"
+    if not socket.exists():
+        return None
+    try:
+        return await Client.connect_local(socket)
+    except (StreamClosed, OSError, RemoteError):
+        return None  # a stale socket: no node is running
+
+
+def node_is_running(folder: Path) -> bool:
+    async def probe() -> bool:
+        client = await _connect(folder)
+        if client is None:
+            return False
+        await client.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def call_running_node(folder: Path, name: str, args: list[Any], out: TextIO) -> int | None:
+    """Run one command on the running node; None when no node is running."""
+    return asyncio.run(_call(folder, name, args, out))
+
+
+async def _call(folder: Path, name: str, args: list[Any], out: TextIO) -> int | None:
+    client = await _connect(folder)
+    if client is None:
+        return None
+    try:
+        kind = _kind(client.methods, name.split("."))
+        if kind is None:
+            raise ApiError(f"unknown command: {name} (not in the node's manifest)")
+        if kind == "source":
+            async for item in client.session.source(name.split("."), *args):
+                out.write(jsonv8.stringify_pretty(item) + "\n\n")
+        else:
+            result = await client.session.call(name.split("."), *args)
+            if result is not None:
+                out.write(jsonv8.stringify_pretty(result) + "\n")
+        return 0
+    finally:
+        await client.close()
+
+
+def _kind(manifest: dict[str, Any], path: list[str]) -> str | None:
+    node: Any = manifest
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else None

@@ -1,0 +1,182 @@
+"""Node configuration: `<path>/config` in ssb-config 3.4's shape, plus command-line overrides.
+
+Only what ssbsync uses is read; unknown keys are kept and ignored (a config shared with
+ssb-server keeps working). Defaults are ssb-server's: port 8008 on all interfaces, the main
+network's caps. A bad value is a `ConfigError` that names the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ssbsync.core.refs import FeedId, is_feed_id
+
+MAIN_CAPS_SHS = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="  # PROTOCOL.md §1.3
+DEFAULT_PORT = 8008
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One `connections.incoming` entry we serve."""
+
+    kind: str  # "net" or "unix"
+    host: str | None
+    port: int
+    transform: str  # "shs" or "noauth"
+    scope: tuple[str, ...]
+    external: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    network_key: bytes
+    sign_cap: bytes | None
+    listeners: tuple[Listener, ...]
+    masters: tuple[FeedId, ...] = ()
+    log_level: str = "notice"
+    handshake_timeout: float = 5.0  # timers.handshake, ms in the file
+    inactivity_timeout: float = 600.0  # timers.inactivity
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.path / "socket"
+
+    def net_listener(self) -> Listener | None:
+        return next((item for item in self.listeners if item.kind == "net"), None)
+
+
+def _key32(value: Any, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a base64 string of 32 bytes")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} is not base64: {value!r}") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _port(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be a port number (0-65535), got {value!r}")
+    return value
+
+
+def _listeners(raw: Mapping[str, Any], port: int, host: str | None) -> tuple[Listener, ...]:
+    incoming = raw.get("connections", {}).get("incoming")
+    if incoming is None:
+        # ssb-config's default: net on every interface (ws is not served by ssbsync yet), plus
+        # the local noauth socket that ssbsync's CLI uses (ssb-server needs it configured).
+        return (
+            Listener("net", host, port, "shs", ("device", "local", "public")),
+            Listener("unix", None, 0, "noauth", ("device",)),
+        )
+    if not isinstance(incoming, dict):
+        raise ConfigError("connections.incoming must be an object")
+    found: list[Listener] = []
+    for kind, entries in incoming.items():
+        if kind not in ("net", "unix"):
+            continue  # ws, onion, …: not served by ssbsync
+        if not isinstance(entries, list):
+            raise ConfigError(f"connections.incoming.{kind} must be a list")
+        for i, entry in enumerate(entries):
+            found.append(_listener(kind, entry, f"connections.incoming.{kind}[{i}]", port, host))
+    return tuple(found)
+
+
+def _listener(kind: str, entry: Any, name: str, port: int, host: str | None) -> Listener:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{name} must be an object")
+    transform = entry.get("transform", "shs" if kind == "net" else "noauth")
+    if transform not in ("shs", "noauth"):
+        raise ConfigError(f"{name}.transform must be 'shs' or 'noauth', got {transform!r}")
+    scope = entry.get("scope", "device" if kind == "unix" else ["device", "local", "public"])
+    scopes = (scope,) if isinstance(scope, str) else tuple(scope)
+    if not all(isinstance(s, str) for s in scopes):
+        raise ConfigError(f"{name}.scope must be a string or a list of strings")
+    entry_host = entry.get("host", host)
+    if entry_host is not None and not isinstance(entry_host, str):
+        raise ConfigError(f"{name}.host must be a string")
+    external = entry.get("external")
+    if isinstance(external, list):
+        external = external[0] if external else None
+    if external is not None and not isinstance(external, str):
+        raise ConfigError(f"{name}.external must be a string")
+    entry_port = _port(entry.get("port", port), f"{name}.port") if kind == "net" else 0
+    return Listener(kind, entry_host, entry_port, transform, scopes, external)
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[last] = value
+
+
+def load(path: Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read `<path>/config` (if present) and apply overrides such as {"logging.level": "info"}."""
+    raw: dict[str, Any] = {}
+    file = path / "config"
+    if file.exists():
+        try:
+            raw = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{file}: not readable JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{file}: must hold a JSON object")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return _parse(path, raw)
+
+
+def _parse(path: Path, raw: dict[str, Any]) -> Config:
+    caps = raw.get("caps") or {}
+    if not isinstance(caps, dict):
+        raise ConfigError("caps must be an object")
+    sign = caps.get("sign")
+    port = _port(raw.get("port", DEFAULT_PORT), "port")
+    host = raw.get("host")
+    if host is not None and not isinstance(host, str):
+        raise ConfigError("host must be a string")
+    masters = raw.get("master", [])
+    masters = [masters] if isinstance(masters, str) else masters
+    if not isinstance(masters, list) or not all(is_feed_id(m) for m in masters):
+        raise ConfigError("master must be a feed id or a list of feed ids (@…=.ed25519)")
+    level = (raw.get("logging") or {}).get("level", "notice")
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    timers = raw.get("timers") or {}
+    return Config(
+        path=path,
+        network_key=_key32(caps.get("shs", MAIN_CAPS_SHS), "caps.shs"),
+        sign_cap=None if sign is None else _key32(sign, "caps.sign"),
+        listeners=_listeners(raw, port, host),
+        masters=tuple(FeedId(m) for m in masters),
+        log_level=level,
+        handshake_timeout=_millis(timers.get("handshake", 5000), "timers.handshake"),
+        inactivity_timeout=_millis(timers.get("inactivity", 600_000), "timers.inactivity"),
+        raw=raw,
+    )
+
+
+def _millis(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
+    return float(value) / 1000

@@ -1,0 +1,180 @@
+"""The RPC methods a node serves, its manifest, and who may call what (PROTOCOL.md §12–13).
+
+Permissions are ssb-server 16's: our own key and `master` ids may call everything; any other
+peer only the anonymous list. A denied call gets muxrpc's exact error text, an unknown one
+muxrpc's `no <type>:<name>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ssbsync import __version__
+from ssbsync.core.jsonv8 import JSONValue
+from ssbsync.core.refs import FeedId, is_feed_id
+from ssbsync.core.rpc import Request, RpcError
+from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.session import CallError, Method
+
+if TYPE_CHECKING:
+    from ssbsync.node.server import Node
+
+# ssb-server 16's anonymous list, for the methods ssbsync serves (§12).
+ANONYMOUS = frozenset({("createHistoryStream",), ("gossip", "ping")})
+
+
+def _opts(args: list[Any], *positional: str) -> dict[str, Any]:
+    """The options object of a call: `[opts]`, or positional arguments named in order."""
+    if args and isinstance(args[0], dict):
+        return dict(args[0])
+    return {name: value for name, value in zip(positional, args, strict=False)}
+
+
+def _first(args: list[Any], what: str) -> Any:
+    if not args:
+        raise CallError(f"{what} is required")
+    return args[0]
+
+
+def _sync(fn: Callable[[list[Any]], JSONValue]) -> Method:
+    async def run(args: list[Any]) -> JSONValue:
+        try:
+            return fn(args)
+        except ApiError as err:
+            raise CallError(str(err)) from None
+
+    return Method("async", run)
+
+
+def _source(fn: Callable[[list[Any]], Iterator[JSONValue]]) -> Method:
+    async def run(args: list[Any]) -> AsyncIterator[JSONValue]:
+        try:
+            rows = fn(args)
+            for count, item in enumerate(rows):
+                yield item
+                if count % 256 == 255:
+                    await asyncio.sleep(0)  # let other connections run during long streams
+        except ApiError as err:
+            raise CallError(str(err)) from None
+
+    return Method("source", run)
+
+
+class Methods:
+    """Builds the method table for one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.api: NodeAPI = node.api
+        self.table: dict[tuple[str, ...], Method] = self._build()
+
+    def manifest(self) -> dict[str, Any]:
+        """`{name: type}` with nested objects for namespaces, as secret-stack builds it."""
+        manifest: dict[str, Any] = {}
+        for name, method in self.table.items():
+            target = manifest
+            for part in name[:-1]:
+                target = target.setdefault(part, {})
+            target[name[-1]] = method.type
+        return manifest
+
+    def dispatch(self, request: Request, is_master: bool) -> Method | RpcError:
+        name = tuple(request.name)
+        if not is_master and name not in ANONYMOUS:
+            return RpcError(f"method:{'.'.join(name)} is not in list of allowed methods")
+        method = self.table.get(name)
+        if method is None or method.type != request.type:
+            return RpcError(f"no {request.type}:{','.join(name)}")
+        return method
+
+    def _build(self) -> dict[tuple[str, ...], Method]:
+        api = self.api
+        return {
+            ("whoami",): _sync(lambda _: api.whoami()),
+            ("manifest",): _sync(lambda _: self.manifest()),
+            ("version",): _sync(lambda _: __version__),
+            ("status",): _sync(lambda _: self.node.status()),
+            ("progress",): _sync(lambda _: self.node.progress()),
+            ("publish",): Method("async", self._publish),
+            ("add",): Method("async", self._add),
+            ("get",): _sync(lambda a: api.get(_first(a, "id"))),
+            ("getLatest",): _sync(lambda a: api.get_latest(_first(a, "feed id"))),
+            ("latestSequence",): _sync(lambda a: api.latest_sequence(_first(a, "feed id"))),
+            ("getVectorClock",): _sync(lambda _: api.get_vector_clock()),
+            ("createHistoryStream",): Method("source", self._history),
+            ("createUserStream",): _source(lambda a: api.create_user_stream(_opts(a, "id"))),
+            ("createLogStream",): _source(lambda a: api.create_log_stream(_opts(a))),
+            ("createFeedStream",): _source(lambda a: api.create_feed_stream(_opts(a))),
+            ("messagesByType",): _source(lambda a: api.messages_by_type(_opts(a, "type"))),
+            ("latest",): _source(lambda _: api.latest()),
+            ("links",): _source(lambda a: api.links(_opts(a))),
+            ("gossip", "ping"): Method("duplex", self._ping),
+            ("gossip", "connect"): Method("async", self._connect),
+            ("gossip", "disconnect"): Method("async", self._disconnect),
+            ("gossip", "peers"): _sync(lambda _: self.node.peers()),
+        }
+
+    async def _publish(self, args: list[Any]) -> JSONValue:
+        content = _first(args, "content")
+        try:
+            return await asyncio.to_thread(self.api.publish, content)
+        except ApiError as err:
+            raise CallError(str(err)) from None
+
+    async def _add(self, args: list[Any]) -> JSONValue:
+        value = _first(args, "msg")
+        try:
+            return await asyncio.to_thread(self.api.add, value)
+        except ApiError as err:
+            raise CallError(str(err)) from None
+
+    async def _history(self, args: list[Any]) -> AsyncIterator[JSONValue]:
+        """createHistoryStream (§6), with `live`: stored messages, then new ones as they come.
+
+        Private messages are never decrypted on this path (it is what peers replicate from).
+        """
+        opts = _opts(args, "id", "seq", "live")
+        if not is_feed_id(opts.get("id")):
+            raise CallError(f"createHistoryStream needs a feed id, got {opts.get('id')!r}")
+        feed = FeedId(str(opts["id"]))
+        start = int(opts.get("sequence") or opts.get("seq") or 1)
+        limit = opts.get("limit")
+        remaining = int(limit) if isinstance(limit, int | float) and limit >= 0 else -1
+        live, old = bool(opts.get("live")), opts.get("old", True) is not False
+        if not old:
+            start = max(start, self.api.store.vector_clock().sequence(feed) + 1)
+        while remaining != 0:
+            appended = self.node.appended  # take it before reading, so no commit is missed
+            window = {**opts, "seq": start, "sequence": start, "limit": remaining}
+            sent = 0
+            for item in self.api.create_history_stream(window):
+                yield item
+                sent += 1
+                if sent % 256 == 0:
+                    await asyncio.sleep(0)
+            start += sent
+            remaining = remaining - sent if remaining > 0 else remaining
+            if not live:
+                return
+            await appended.wait()
+
+    async def _ping(self, args: list[Any], incoming: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """gossip.ping (pull-ping): answer each timestamp the caller sends with ours."""
+        async for _ in incoming:
+            yield int(time.time() * 1000)
+
+    async def _connect(self, args: list[Any]) -> JSONValue:
+        address = _first(args, "address")
+        if isinstance(address, dict):
+            address = address.get("address") or address.get("key")
+        try:
+            peer = await self.node.connect(str(address))
+        except Exception as err:
+            raise CallError(f"could not connect to {address}: {err}") from None
+        return {"id": peer, "address": str(address)}
+
+    async def _disconnect(self, args: list[Any]) -> JSONValue:
+        return await self.node.disconnect(str(_first(args, "address")))

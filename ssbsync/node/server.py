@@ -1,0 +1,266 @@
+"""The running node: listeners, connections, sessions (PROTOCOL.md §2–4, §12–14).
+
+`Node.run()` serves until `stop()`: TCP with the secret handshake for peers, the local unix
+socket without authentication for the CLI (mode 0600, like ssb-server's noauth socket). Each
+connection is one RpcSession; who the peer is decides what it may call (methods.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ssbsync import __version__
+from ssbsync.core import jsonv8
+from ssbsync.core.address import Address, AddressError, parse_one
+from ssbsync.core.jsonv8 import JSONValue
+from ssbsync.core.message import FeedState
+from ssbsync.core.refs import FeedId, feed_id
+from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.config import Config, Listener
+from ssbsync.node.methods import Methods
+from ssbsync.node.secure import secure_client, secure_server
+from ssbsync.node.session import RemoteError, RpcSession
+from ssbsync.transport.stream import ByteStream, StreamClosed
+from ssbsync.transport.tcp import connect_tcp, connect_unix, serve_tcp, serve_unix
+
+log = logging.getLogger("ssbsync.node")
+
+
+@dataclass
+class Peer:
+    """One live connection."""
+
+    id: FeedId | None  # None on the local noauth socket
+    session: RpcSession
+    address: str
+    outgoing: bool
+    since: float = field(default_factory=time.time)
+
+    def to_json(self) -> JSONValue:
+        return {
+            "key": self.id,
+            "address": self.address,
+            "state": "connected",
+            "source": "dial" if self.outgoing else "incoming",
+            "stateChange": int(self.since * 1000),
+        }
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.api = NodeAPI(config.path, hmac_key=config.sign_cap)
+        self.id: FeedId = self.api.keys.id
+        self.methods = Methods(self)
+        self.appended = asyncio.Event()  # replaced after every commit: a broadcast
+        self._peers: dict[RpcSession, Peer] = {}
+        self._servers: list[asyncio.Server] = []
+        self._stop = asyncio.Event()
+        self._started = time.time()
+        self.ready = asyncio.Event()
+        self.addresses: list[str] = []
+        self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stop()`; then end every session and close the store."""
+        loop = asyncio.get_running_loop()
+
+        def committed(heads: dict[FeedId, FeedState]) -> None:  # runs on the apply thread
+            loop.call_soon_threadsafe(self._committed, heads)
+
+        self.api.subscribe(committed)
+        self.api.store  # noqa: B018 - take the store's writer lock before listening
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for listener in self.config.listeners:
+                    await self._listen(listener)
+                self._write_manifest()
+                log.info("ssbsync %s listening on %s", self.id, ", ".join(self.addresses))
+                self.ready.set()
+                await self._stop.wait()
+                await self._close_sessions()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _close_sessions(self) -> None:
+        for server in self._servers:
+            server.close()
+        await asyncio.gather(*(p.session.close() for p in list(self._peers.values())))
+
+    async def _shutdown(self) -> None:
+        await self._close_sessions()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+        self.api.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.config.socket_path.unlink()
+        log.info("ssbsync stopped")
+
+    async def _listen(self, listener: Listener) -> None:
+        if listener.kind == "unix":
+            path = self.config.socket_path
+            self._servers.append(await serve_unix(path, self._accept_local))
+            self.addresses.append(f"unix:{path}~noauth")
+            return
+        accept = self._accept_peer if listener.transform == "shs" else self._accept_local
+        server = await serve_tcp(listener.host, listener.port, accept)
+        self._servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        host = listener.external or listener.host or "localhost"
+        key = self.id[1:].removesuffix(".ed25519")
+        suffix = f"~shs:{key}" if listener.transform == "shs" else "~noauth"
+        self.addresses.append(f"net:{host}:{port}{suffix}")
+
+    def _write_manifest(self) -> None:
+        text = jsonv8.stringify_pretty(self.methods.manifest())
+        (self.config.path / "manifest.json").write_text(text, encoding="utf-8")
+
+    def _committed(self, heads: dict[FeedId, FeedState]) -> None:
+        event, self.appended = self.appended, asyncio.Event()
+        event.set()
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _accept_local(self, stream: ByteStream) -> None:
+        """The noauth socket: the caller is this node's owner, with every permission."""
+        await self._serve(stream, None, "local", outgoing=False, is_master=True)
+
+    async def _accept_peer(self, stream: ByteStream) -> None:
+        try:
+            secure = await secure_server(
+                stream,
+                self.config.network_key,
+                self.api.keys,
+                authorize=lambda public: True,
+                timeout=self.config.handshake_timeout,
+            )
+        except StreamClosed as err:
+            log.info("incoming connection refused: %s", err)
+            await stream.aclose()
+            return
+        remote = secure.remote_id
+        is_master = remote == self.id or remote in self.config.masters
+        await self._serve(secure, remote, getattr(stream, "peer", "?"), False, is_master)
+
+    async def _serve(
+        self,
+        stream: ByteStream,
+        remote: FeedId | None,
+        address: str,
+        outgoing: bool,
+        is_master: bool,
+    ) -> None:
+        session = RpcSession(
+            stream,
+            lambda request: self.methods.dispatch(request, is_master),
+            label=remote or "local",
+            inactivity_timeout=self.config.inactivity_timeout,
+        )
+        self._peers[session] = Peer(remote, session, address, outgoing)
+        if remote is not None:
+            log.info("%s %s (%s)", "dialled" if outgoing else "accepted", remote, address)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._run_session(session))
+                if remote is not None and remote != self.id:
+                    group.create_task(self._pull_feed(session, remote))
+        finally:
+            self._peers.pop(session, None)
+
+    async def _run_session(self, session: RpcSession) -> None:
+        await session.run()
+
+    async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
+        """Legacy replication of the peer's own feed (PROTOCOL.md §6).
+
+        Also what makes ssb-server start pulling the feeds it wants from us: it waits until
+        a legacy peer has called createHistoryStream on it. The replication issue replaces
+        this with EBT and the follow graph.
+        """
+        start = self.api.store.vector_clock().sequence(remote) + 1
+        opts = {"id": remote, "seq": start, "live": True, "keys": False}
+        try:
+            async for value in session.source("createHistoryStream", opts):
+                try:
+                    await asyncio.to_thread(self.api.add, value)
+                except ApiError as err:
+                    log.warning("%s sent a message we refuse: %s", remote, err)
+                    return
+        except RemoteError as err:
+            log.info("%s refused createHistoryStream: %s", remote, err)
+        except (StreamClosed, TimeoutError):
+            pass  # the session ends too; nothing to pull from
+
+    async def connect(self, address: str) -> FeedId:
+        """Dial a peer (`gossip.connect`); the session runs until either side ends it."""
+        try:
+            target = parse_one(address)
+        except AddressError as err:
+            raise ValueError(str(err)) from None
+        if target.transform == "noauth" or target.key is None:
+            raise ValueError("dialling a noauth address is not supported")
+        stream = await self._dial(target)
+        secure = await secure_client(
+            stream,
+            self.config.network_key,
+            self.api.keys,
+            target.key,
+            timeout=self.config.handshake_timeout,
+        )
+        remote = feed_id(target.key)
+        # On connections we dialled, the remote gets the anonymous permissions (§12).
+        assert self._group is not None, "connect() needs a running node"
+        self._group.create_task(self._serve(secure, remote, str(target), True, False))
+        await asyncio.sleep(0)
+        return remote
+
+    async def _dial(self, target: Address) -> ByteStream:
+        if target.kind == "unix":
+            return await connect_unix(Path(target.host))
+        return await connect_tcp(target.host, target.port)
+
+    async def disconnect(self, address: str) -> JSONValue:
+        try:
+            key = parse_one(address).feed
+        except AddressError:
+            key = FeedId(address) if address.startswith("@") else None
+        closing = [p.session.close() for p in self._peers.values() if p.id == key]
+        await asyncio.gather(*closing)
+        return len(closing) > 0
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def session_with(self, remote: FeedId) -> RpcSession | None:
+        return next((p.session for p in self._peers.values() if p.id == remote), None)
+
+    def peers(self) -> JSONValue:
+        return [p.to_json() for p in self._peers.values() if p.id is not None]
+
+    def status(self) -> JSONValue:
+        clock = self.api.store.vector_clock()
+        return {
+            "id": self.id,
+            "version": __version__,
+            "uptime": round(time.time() - self._started, 3),
+            "addresses": self.addresses,
+            "peers": self.peers(),
+            "feeds": len(clock),
+            "messages": sum(clock.values()),
+        }
+
+    def progress(self) -> JSONValue:
+        # ssbsync indexes as it commits, so nothing lags (ssb-db's shape: start/current/target).
+        total = sum(self.api.store.vector_clock().values())
+        return {"indexes": {"start": total, "current": total, "target": total}}

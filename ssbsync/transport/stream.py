@@ -1,0 +1,113 @@
+"""The byte-stream contract every medium meets, and its asyncio implementation.
+
+Contract (the trio `Stream` discipline, ARCHITECTURE.md "I/O code"):
+* `receive_some(max_bytes)` returns 1..max_bytes bytes, or b"" once the peer has closed its
+  sending side; never b"" otherwise.
+* `send_all(data)` returns when all of `data` was handed to the medium; it raises
+  `StreamClosed` if the stream is closed or broken.
+* `aclose()` is idempotent and never raises; after it, both other calls raise `StreamClosed`.
+Errors from the medium (OSError and friends) are mapped to `StreamClosed` at this boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Protocol
+
+
+class StreamClosed(Exception):
+    """The stream is closed or broken; the message says how."""
+
+
+class ByteStream(Protocol):
+    async def receive_some(self, max_bytes: int = 65536) -> bytes: ...
+    async def send_all(self, data: bytes) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except (OSError, EOFError, asyncio.IncompleteReadError) as err:
+        raise StreamClosed(str(err) or type(err).__name__) from err
+
+
+class AsyncioStream:
+    """A ByteStream over an asyncio (reader, writer) pair: TCP, unix sockets, ptys."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._closed = False
+
+    @property
+    def peer(self) -> str:
+        name = self._writer.get_extra_info("peername")
+        return str(name) if name else "local"
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        if self._closed:
+            raise StreamClosed("receive on a closed stream")
+        with _mapped():
+            return await self._reader.read(max_bytes)
+
+    async def send_all(self, data: bytes) -> None:
+        if self._closed:
+            raise StreamClosed("send on a closed stream")
+        with _mapped():
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), timeout=2)
+
+
+class MemoryStream:
+    """One end of an in-memory stream pair (tests, and the in-process client)."""
+
+    def __init__(self, incoming: asyncio.Queue[bytes], outgoing: asyncio.Queue[bytes]) -> None:
+        self._incoming = incoming
+        self._outgoing = outgoing
+        self._closed = False
+        self._eof = False
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        if self._closed:
+            raise StreamClosed("receive on a closed stream")
+        if self._eof:
+            return b""
+        data = await self._incoming.get()
+        if not data:
+            self._eof = True
+        return data  # a chunk larger than max_bytes is fine for the callers here
+
+    async def send_all(self, data: bytes) -> None:
+        if self._closed:
+            raise StreamClosed("send on a closed stream")
+        if data:
+            await self._outgoing.put(data)
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._outgoing.put(b"")
+
+
+def memory_stream_pair() -> tuple[MemoryStream, MemoryStream]:
+    a_to_b: asyncio.Queue[bytes] = asyncio.Queue()
+    b_to_a: asyncio.Queue[bytes] = asyncio.Queue()
+    return MemoryStream(b_to_a, a_to_b), MemoryStream(a_to_b, b_to_a)
+
+
+async def chunks(stream: ByteStream) -> AsyncIterator[bytes]:
+    """Everything the peer sends, until it closes."""
+    while data := await stream.receive_some():
+        yield data

@@ -1,0 +1,157 @@
+"""A running node: sessions over TCP and the local socket, permissions, live streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssbsync.core import message
+from ssbsync.core.keys import Keypair
+from ssbsync.node import config as node_config
+from ssbsync.node.client import Client, collect
+from ssbsync.node.server import Node
+from ssbsync.node.session import RemoteError
+
+TIMEOUT = 20
+
+
+def _config(folder: Path, **extra: Any) -> node_config.Config:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config").write_text(json.dumps({"host": "127.0.0.1", "port": 0, **extra}))
+    return node_config.load(folder)
+
+
+@asynccontextmanager
+async def running(folder: Path, **extra: Any) -> AsyncIterator[Node]:
+    node = Node(_config(folder, **extra))
+    task = asyncio.create_task(node.run())
+    try:
+        await asyncio.wait_for(node.ready.wait(), TIMEOUT)
+        yield node
+    finally:
+        node.stop()
+        await asyncio.wait_for(task, TIMEOUT)
+
+
+def tcp_address(node: Node) -> str:
+    return next(a for a in node.addresses if a.startswith("net:"))
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def until(check: Callable[[], bool], seconds: float = 10) -> None:
+    for _ in range(int(seconds * 20)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_local_socket_gives_the_owner_every_method(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            ssb = await Client.connect_local(node.config.socket_path)
+            async with ssb:
+                assert await ssb.whoami() == {"id": node.id}
+                published = await ssb.publish({"type": "post", "text": "héllo"})
+                log = await collect(ssb.createLogStream({}))
+                assert [m["key"] for m in log] == [published["key"]]
+                assert "createHistoryStream" in await ssb.manifest()
+        assert not node.config.socket_path.exists()
+        assert json.loads((tmp_path / "a" / "manifest.json").read_text())["whoami"] == "async"
+
+    run(scenario)
+
+
+def test_a_stranger_gets_only_the_anonymous_methods(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            node.api.publish({"type": "post", "text": "public"})
+            stranger = Keypair.from_seed(b"\x42" * 32)
+            key = node.config.network_key
+            manifest = {"publish": "async", "createHistoryStream": "source"}
+            async with await Client.connect(tcp_address(node), stranger, key, 10, manifest) as ssb:
+                with pytest.raises(RemoteError, match="method:publish is not in list of allowed"):
+                    await ssb.publish({"type": "post", "text": "spoof"})
+                history = await collect(ssb.createHistoryStream({"id": node.id, "keys": False}))
+                assert message.validate(None, None, history[0]).author == node.id
+
+    run(scenario)
+
+
+def test_the_nodes_own_key_and_masters_are_masters(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        master = Keypair.from_seed(b"\x07" * 32)
+        async with running(tmp_path / "a", master=[master.id]) as node:
+            key = node.config.network_key
+            for keys in (node.api.keys, master):
+                async with await Client.connect(tcp_address(node), keys, key) as ssb:
+                    assert (await ssb.whoami())["id"] == node.id
+
+    run(scenario)
+
+
+def test_wrong_network_key_is_refused_and_the_node_keeps_serving(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        other_caps = "qfvLx2H4BMRk8WjVj0Ge2mbCjlaRvb/y4e16tQnBwnc="
+        async with running(tmp_path / "a") as node:
+            outsider = Keypair.from_seed(b"\x01" * 32)
+            wrong = node_config.load(_config(tmp_path / "x", caps={"shs": other_caps}).path)
+            with pytest.raises(Exception, match=r"hung up|handshake"):
+                await Client.connect(tcp_address(node), outsider, wrong.network_key, timeout=5)
+            async with await Client.connect(
+                tcp_address(node), outsider, node.config.network_key
+            ) as ssb:
+                assert await collect(ssb.createHistoryStream({"id": node.id})) == []
+
+    run(scenario)
+
+
+def test_two_nodes_connect_and_pull_each_others_feed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            for i in range(3):
+                a.api.publish({"type": "post", "text": f"a{i}"})
+            assert await b.connect(tcp_address(a)) == a.id
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 3)
+            assert [p["key"] for p in b.peers()] == [a.id]  # type: ignore[index,union-attr]
+            # live: a new message reaches b over the open stream
+            a.api.publish({"type": "post", "text": "later"})
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 4)
+            assert await b.disconnect(tcp_address(a)) is True
+            await until(lambda: not b.peers())
+
+    run(scenario)
+
+
+def test_a_live_history_stream_ends_when_the_caller_aborts(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            node.api.publish({"type": "post", "text": "one"})
+            async with await Client.connect_local(node.config.socket_path) as ssb:
+                stream = ssb.createHistoryStream({"id": node.id, "live": True})
+                first = await anext(stream)
+                await stream.aclose()
+                assert first["value"]["sequence"] == 1
+                assert await ssb.whoami() == {"id": node.id}  # the session is still fine
+
+    run(scenario)
+
+
+def test_unknown_methods_get_muxrpcs_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            ssb = await Client.connect_local(node.config.socket_path)
+            async with ssb:
+                with pytest.raises(RemoteError, match="no async:blobs,nothing"):
+                    await ssb.session.call(["blobs", "nothing"])
+
+    run(scenario)
