@@ -5,10 +5,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 
-from ssbsync.core.refs import FeedId, feed_id, is_feed_id
+from ssbsync.core.refs import FeedId, decode_key32, feed_id, is_feed_id
 
 
 class AddressError(ValueError):
@@ -35,14 +34,10 @@ class Address:
 
 
 def _key(text: str) -> bytes:
-    text = text.removeprefix("@").removesuffix(".ed25519")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise AddressError(f"not a base64 key: {text!r}") from None
-    if len(raw) != 32:
-        raise AddressError(f"a key is 32 bytes, this one {len(raw)}")
-    return raw
+        return decode_key32(text.removeprefix("@").removesuffix(".ed25519"))
+    except ValueError as err:
+        raise AddressError(f"the key {err}") from None
 
 
 def _port(text: str) -> int:

@@ -91,3 +91,19 @@ def canonical_b64decode(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if binascii.b2a_base64(raw, newline=False).decode("ascii") == text else None
+
+
+def decode_key32(text: object) -> bytes:
+    """A 32-byte key given as standard base64 (an address's key, a network key, a sign cap).
+
+    Raises ValueError saying what is wrong; callers prefix where the value came from.
+    """
+    if not isinstance(text, str):
+        raise ValueError("must be a base64 string of 32 bytes")
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"is not base64: {text!r}") from None
+    if len(raw) != 32:
+        raise ValueError(f"must decode to 32 bytes, got {len(raw)}")
+    return raw

@@ -7,15 +7,13 @@ network's caps. A bad value is a `ConfigError` that names the field.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssbsync.core.refs import FeedId, is_feed_id
+from ssbsync.core.refs import FeedId, decode_key32, is_feed_id
 
 MAIN_CAPS_SHS = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="  # PROTOCOL.md §1.3
 DEFAULT_PORT = 8008
@@ -59,15 +57,10 @@ class Config:
 
 
 def _key32(value: Any, name: str) -> bytes:
-    if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a base64 string of 32 bytes")
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{name} is not base64: {value!r}") from None
-    if len(raw) != 32:
-        raise ConfigError(f"{name} must decode to 32 bytes, got {len(raw)}")
-    return raw
+        return decode_key32(value)
+    except ValueError as err:
+        raise ConfigError(f"{name} {err}") from None
 
 
 def _port(value: Any, name: str) -> int:

@@ -63,6 +63,14 @@ def _source(fn: Callable[[list[Any]], Iterator[JSONValue]]) -> Method:
     return Method("source", run)
 
 
+async def _writing(write: Callable[[JSONValue], JSONValue], value: JSONValue) -> JSONValue:
+    """Run a store write off the event loop (it commits to disk)."""
+    try:
+        return await asyncio.to_thread(write, value)
+    except ApiError as err:
+        raise CallError(str(err)) from None
+
+
 class Methods:
     """Builds the method table for one node."""
 
@@ -118,18 +126,10 @@ class Methods:
         }
 
     async def _publish(self, args: list[Any]) -> JSONValue:
-        content = _first(args, "content")
-        try:
-            return await asyncio.to_thread(self.api.publish, content)
-        except ApiError as err:
-            raise CallError(str(err)) from None
+        return await _writing(self.api.publish, _first(args, "content"))
 
     async def _add(self, args: list[Any]) -> JSONValue:
-        value = _first(args, "msg")
-        try:
-            return await asyncio.to_thread(self.api.add, value)
-        except ApiError as err:
-            raise CallError(str(err)) from None
+        return await _writing(self.api.add, _first(args, "msg"))
 
     async def _history(self, args: list[Any]) -> AsyncIterator[JSONValue]:
         """createHistoryStream (§6), with `live`: stored messages, then new ones as they come.
