@@ -22,8 +22,9 @@ from ssbsync.node.session import CallError, Method
 if TYPE_CHECKING:
     from ssbsync.node.server import Node
 
-# ssb-server 16's anonymous list, for the methods ssbsync serves (§12).
-ANONYMOUS = frozenset({("createHistoryStream",), ("gossip", "ping")})
+# ssb-server 16's anonymous list, for the methods ssbsync serves (§12); secret-stack adds
+# `manifest` (lib/core.js), which ssb-client calls first.
+ANONYMOUS = frozenset({("manifest",), ("createHistoryStream",), ("gossip", "ping")})
 
 
 def _opts(args: list[Any], *positional: str) -> dict[str, Any]:

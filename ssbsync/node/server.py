@@ -30,6 +30,8 @@ from ssbsync.transport.tcp import connect_tcp, connect_unix, serve_tcp, serve_un
 
 log = logging.getLogger("ssbsync.node")
 
+FIRST_CALL_WAIT = 2.0  # seconds to wait for a new peer's first call before pulling from it
+
 
 @dataclass
 class Peer:
@@ -189,6 +191,11 @@ class Node:
         a legacy peer has called createHistoryStream on it. The replication issue replaces
         this with EBT and the follow graph.
         """
+        # A JS peer listens for our createHistoryStream only once its `rpc:connect` handlers
+        # ran, and its first call to us shows they have; a call sent sooner is missed and it
+        # never pulls from us (ssb-replicate legacy.js). Peers that never call: wait a little.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.first_request.wait(), FIRST_CALL_WAIT)
         start = self.api.store.vector_clock().sequence(remote) + 1
         opts = {"id": remote, "seq": start, "live": True, "keys": False}
         try:

@@ -124,6 +124,7 @@ class RpcSession:
         self._inactivity = inactivity_timeout
         self._closed = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
+        self.first_request = asyncio.Event()  # the peer has called us at least once
 
     # -- running ---------------------------------------------------------------------------
 
@@ -242,6 +243,7 @@ class RpcSession:
     # -- serving the peer's calls ----------------------------------------------------------
 
     def _start_handler(self, request: Request) -> None:
+        self.first_request.set()
         method = self._dispatch(request)
         if isinstance(method, RpcError):
             self._spawn(self._refuse(request.id, request.type != "async", method))
