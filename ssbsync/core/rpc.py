@@ -78,7 +78,7 @@ ended or on a call type that carries none from us, an unknown number) is LocalPr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, TypeGuard, get_args
 
 from ssbsync.core import jsonv8
@@ -168,6 +168,8 @@ class StreamData:
     id: int
     ours: bool
     value: object
+    # body bytes on the wire, so receivers can bound what they queue; not part of equality
+    size: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +358,7 @@ class RpcConnection:
             return None
         value = decode_body(packet.body_type, packet.body)
         if not packet.end:
-            return StreamData(id, ours, value)
+            return StreamData(id, ours, value, len(packet.body))
         call.theirs_open = False
         if not call.ours_open:
             del table[id]

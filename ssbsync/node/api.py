@@ -20,7 +20,7 @@ from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, is_feed_id, is_msg_id
 from ssbsync.node import identity
 from ssbsync.node.ingest import Ingester, IngestReport, OnCommit, Progress
-from ssbsync.node.store import Range, Store, StoredMessage
+from ssbsync.node.store import Range, Store, StoredMessage, StoreError
 
 Options = Mapping[str, JSONValue]
 
@@ -89,12 +89,14 @@ class NodeAPI:
         self._clock = clock
         self._store: Store | None = None
         self._ingester: Ingester | None = None
+        self._closed = False
         self._listeners: list[OnCommit] = []
         # One ingest at a time (the node calls in from several threads): the Ingester keeps
         # per-call state, and two publishes must not both take the same next sequence.
         self._ingest_lock = threading.Lock()
 
     def close(self) -> None:
+        self._closed = True
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -108,6 +110,8 @@ class NodeAPI:
 
     @property
     def store(self) -> Store:
+        if self._closed:
+            raise StoreError(f"the store of {self.folder} was closed")
         if self._store is None:
             self._store = Store(self.folder / identity.DATABASE)
         return self._store

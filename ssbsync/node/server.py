@@ -31,6 +31,8 @@ from ssbsync.transport.tcp import connect_tcp, connect_unix, serve_tcp, serve_un
 log = logging.getLogger("ssbsync.node")
 
 FIRST_CALL_WAIT = 2.0  # seconds to wait for a new peer's first call before pulling from it
+SHUTDOWN_WAIT = 5.0  # seconds a connection gets to close when the node stops
+MAX_CONNECTIONS = 1024  # beyond this, new connections are closed at once
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Peer:
     address: str
     outgoing: bool
     since: float = field(default_factory=time.time)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when fully closed
 
     def to_json(self) -> JSONValue:
         return {
@@ -96,9 +99,14 @@ class Node:
         self._stop.set()
 
     async def _close_sessions(self) -> None:
+        """Stop accepting, end every session, and wait until each connection is gone."""
         for server in self._servers:
             server.close()
-        await asyncio.gather(*(p.session.close() for p in list(self._peers.values())))
+        peers = list(self._peers.values())
+        await asyncio.gather(*(p.session.close() for p in peers))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_WAIT):
+                await asyncio.gather(*(p.gone.wait() for p in peers))
 
     async def _shutdown(self) -> None:
         await self._close_sessions()
@@ -170,19 +178,25 @@ class Node:
             label=remote or "local",
             inactivity_timeout=self.config.inactivity_timeout,
         )
-        self._peers[session] = Peer(remote, session, address, outgoing)
+        if self._stop.is_set() or len(self._peers) >= MAX_CONNECTIONS:
+            await stream.aclose()
+            return
+        peer = self._peers[session] = Peer(remote, session, address, outgoing)
         if remote is not None:
             log.info("%s %s (%s)", "dialled" if outgoing else "accepted", remote, address)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._run_session(session))
+                pull = None
                 if remote is not None and remote != self.id:
-                    group.create_task(self._pull_feed(session, remote))
+                    pull = group.create_task(self._pull_feed(session, remote))
+                try:
+                    await session.run()
+                finally:
+                    if pull is not None:
+                        pull.cancel()
         finally:
             self._peers.pop(session, None)
-
-    async def _run_session(self, session: RpcSession) -> None:
-        await session.run()
+            peer.gone.set()
 
     async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
         """Legacy replication of the peer's own feed (PROTOCOL.md §6).
@@ -196,6 +210,8 @@ class Node:
         # never pulls from us (ssb-replicate legacy.js). Peers that never call: wait a little.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.first_request.wait(), FIRST_CALL_WAIT)
+        if session.closed:
+            return
         start = self.api.store.vector_clock().sequence(remote) + 1
         opts = {"id": remote, "seq": start, "live": True, "keys": False}
         try:
@@ -206,7 +222,8 @@ class Node:
                     log.warning("%s sent a message we refuse: %s", remote, err)
                     return
         except RemoteError as err:
-            log.info("%s refused createHistoryStream: %s", remote, err)
+            if not session.closed:
+                log.info("%s refused createHistoryStream: %s", remote, err)
         except (StreamClosed, TimeoutError):
             pass  # the session ends too; nothing to pull from
 

@@ -34,8 +34,11 @@ from ssbsync.transport.stream import ByteStream, StreamClosed
 log = logging.getLogger("ssbsync.rpc")
 
 MAX_INBOX = 4096  # items waiting to be consumed on one stream
-MAX_OPEN_CALLS = 16384  # concurrent calls a peer may have open with us
+MAX_INBOX_BYTES = 8 << 20  # and their bytes on the wire
+MAX_OPEN_CALLS = 8192  # concurrent calls a peer may have open with us (~3 KB each)
 SEND_TIMEOUT = 60.0  # a peer that reads nothing for this long is dropped
+HIGH_WATER = 256 << 10  # queued outgoing bytes before senders wait for the writer
+GOODBYE_TIMEOUT = 1.0  # how long closing waits to flush our goodbye
 
 
 class RemoteError(Exception):
@@ -69,15 +72,17 @@ class Inbox:
     """Items arriving on one stream, consumed as an async iterator."""
 
     def __init__(self) -> None:
-        self._items: deque[object] = deque()
+        self._items: deque[tuple[object, int]] = deque()
+        self._bytes = 0
         self._ready = asyncio.Event()
         self._ended = False
         self.error: RpcError | None = None
 
-    def put(self, item: object) -> None:
-        if len(self._items) >= MAX_INBOX:
+    def put(self, item: object, size: int = 0) -> None:
+        if len(self._items) >= MAX_INBOX or self._bytes + size > MAX_INBOX_BYTES:
             raise RemoteProtocolError(Reason.LIMIT, "a stream sent more than we can queue")
-        self._items.append(item)
+        self._items.append((item, size))
+        self._bytes += size
         self._ready.set()
 
     def close(self, error: RpcError | None = None) -> None:
@@ -91,7 +96,9 @@ class Inbox:
     async def _iterate(self) -> AsyncIterator[object]:
         while True:
             while self._items:
-                yield self._items.popleft()
+                item, size = self._items.popleft()
+                self._bytes -= size
+                yield item
             if self._ended:
                 if self.error is not None:
                     raise RemoteError(self.error)
@@ -115,7 +122,6 @@ class RpcSession:
         # Legacy replication opens one live createHistoryStream per feed, so a peer with a
         # large follow graph needs many concurrent calls.
         self._rpc = RpcConnection(max_open=MAX_OPEN_CALLS)
-        self._send_lock = asyncio.Lock()
         self._pending: dict[int, asyncio.Future[object]] = {}
         self._our_streams: dict[int, Inbox] = {}
         self._their_streams: dict[int, Inbox] = {}
@@ -125,6 +131,14 @@ class RpcSession:
         self._closed = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self.first_request = asyncio.Event()  # the peer has called us at least once
+        # Outgoing frames queue here; one writer task sends them in large writes (fewer
+        # boxes, fewer system calls) and is the only place that waits on the peer.
+        self._out = bytearray()
+        self._out_ready = asyncio.Event()
+        self._out_room = asyncio.Event()
+        self._out_room.set()
+        self._out_idle = asyncio.Event()
+        self._out_idle.set()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -134,26 +148,38 @@ class RpcSession:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 reader = group.create_task(self._read_loop())
+                writer = group.create_task(self._write_loop())
                 await self._closed.wait()
                 reader.cancel()
+                writer.cancel()
                 for task in list(self._handlers.values()):
                     task.cancel()
         finally:
             await self._shutdown()
 
     async def close(self) -> None:
-        """End the session: RPC goodbye, then close the stream."""
+        """End the session: RPC goodbye (if the peer is still reading), then the stream."""
         if not self._closed.is_set():
-            with contextlib.suppress(StreamClosed, TimeoutError):
-                await self._send(self._rpc.goodbye())
-            self._closed.set()
+            # Nine bytes, queued past the backpressure limit: a peer that stopped reading
+            # must not hold up closing.
+            self._out += self._rpc.goodbye()
+            self._out_idle.clear()
+            self._out_ready.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GOODBYE_TIMEOUT):
+                    await self._out_idle.wait()
+            self._set_closed()
+
+    def _set_closed(self) -> None:
+        self._closed.set()
+        self._out_room.set()  # wake senders waiting for room: they see the session closed
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     async def _shutdown(self) -> None:
-        self._closed.set()
+        self._set_closed()
         gone = RpcError("connection closed", "ConnectionClosed")
         for future in self._pending.values():
             if not future.done():
@@ -164,19 +190,20 @@ class RpcSession:
 
     async def _read_loop(self) -> None:
         try:
-            while True:
-                data = await asyncio.wait_for(self.stream.receive_some(), self._inactivity)
+            while not self.closed:
+                async with asyncio.timeout(self._inactivity):
+                    data = await self.stream.receive_some()
                 if not data:
                     break
                 self._rpc.receive_data(data)
-                if not self._handle_events():
+                if not self._handle_events() or self.closed:
                     break
         except (StreamClosed, TimeoutError) as err:
             log.info("%s: connection ended: %s", self.label, err or "inactive")
         except RemoteProtocolError as err:
             log.warning("%s: protocol error, dropping the connection: %s", self.label, err)
         finally:
-            self._closed.set()
+            self._set_closed()
 
     def _handle_events(self) -> bool:
         """Act on every complete event; False once the peer said goodbye."""
@@ -203,7 +230,7 @@ class RpcSession:
         elif isinstance(event, StreamData):
             inbox = (self._our_streams if event.ours else self._their_streams).get(event.id)
             if inbox is not None:
-                inbox.put(event.value)
+                inbox.put(event.value, event.size)
         elif isinstance(event, StreamEnd):
             self._stream_ended(event)
 
@@ -231,18 +258,46 @@ class RpcSession:
     async def _guard(self, coro: Awaitable[None]) -> None:
         try:
             await coro
-        except (StreamClosed, TimeoutError):
-            self._closed.set()
+        except StreamClosed:
+            self._set_closed()
 
     async def _send(self, data: bytes) -> None:
+        """Queue frames for the writer; waits while too much is queued (backpressure)."""
         if not data:
             return
-        async with self._send_lock:
-            await asyncio.wait_for(self.stream.send_all(data), SEND_TIMEOUT)
+        while len(self._out) >= HIGH_WATER and not self._closed.is_set():
+            self._out_room.clear()
+            await self._out_room.wait()
+        if self._closed.is_set():
+            raise StreamClosed(f"the session with {self.label} is closed")
+        self._out += data
+        self._out_idle.clear()
+        self._out_ready.set()
+
+    async def _write_loop(self) -> None:
+        """Send what is queued, in as few writes as possible; drop a peer that stops reading."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the send completes, and the loop would go on writing to a dead peer.
+        try:
+            while not self.closed:
+                await self._out_ready.wait()
+                self._out_ready.clear()
+                while self._out and not self.closed:
+                    data = bytes(self._out)
+                    self._out.clear()
+                    self._out_room.set()
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await self.stream.send_all(data)
+                self._out_idle.set()
+        except (StreamClosed, TimeoutError) as err:
+            log.info("%s: dropped while sending: %s", self.label, err or "the peer stopped reading")
+            self._set_closed()
 
     # -- serving the peer's calls ----------------------------------------------------------
 
     def _start_handler(self, request: Request) -> None:
+        if self.closed:
+            return  # shutting down: the TaskGroup takes no new tasks
         self.first_request.set()
         method = self._dispatch(request)
         if isinstance(method, RpcError):
@@ -275,11 +330,11 @@ class RpcSession:
                     await self._send(self._rpc.send(id, False, item))
                 await self._send(self._rpc.end(id, False))
         except asyncio.CancelledError:
-            if request.type != "async":  # a stream we serve was aborted: end our half
-                with contextlib.suppress(StreamClosed, TimeoutError):
+            if request.type != "async" and not self.closed:  # the caller aborted our stream
+                with contextlib.suppress(StreamClosed):
                     await self._send(self._rpc.end(id, False))
-        except (StreamClosed, TimeoutError):
-            self._closed.set()
+        except StreamClosed:
+            self._set_closed()
         except Exception as err:  # a handler's failure is the caller's error, not ours
             await self._answer_failure(request, err)
         finally:
@@ -290,7 +345,7 @@ class RpcSession:
         if not isinstance(err, CallError | RemoteError):
             log.exception("%s: %s failed", self.label, ".".join(request.name))
         error = err.error if isinstance(err, RemoteError) else RpcError(str(err))
-        with contextlib.suppress(StreamClosed, TimeoutError):
+        with contextlib.suppress(StreamClosed):
             await self._refuse(request.id, request.type != "async", error)
 
     # -- calling the peer ------------------------------------------------------------------
@@ -326,7 +381,7 @@ class RpcSession:
             self._our_streams.pop(id, None)
             self._our_types.pop(id, None)
             if self._rpc.is_open(id, True) and not self.closed:
-                with contextlib.suppress(StreamClosed, TimeoutError):
+                with contextlib.suppress(StreamClosed):
                     await self._send(self._rpc.end(id, True))
 
     async def duplex(self, name: str | list[str], *args: object) -> Duplex:

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ssbsync.core import jsonv8
 from ssbsync.core.clock import VectorClock
@@ -83,13 +83,10 @@ class Range:
                 params.append(bound * scale)
         return " AND ".join(clauses) or "1", params
 
-    def tail(self, column: str) -> str:
-        order = f" ORDER BY {column} {'DESC' if self.reverse else 'ASC'}"
-        return order + (f" LIMIT {int(self.limit)}" if self.limit is not None else "")
-
 
 _SELECT = "SELECT m.key, m.value, m.rowid / 1000.0 FROM messages m"
 _US_PER_MS = 1000  # receive-time bounds are given in ms, rowids are µs
+PAGE = 256  # rows per query when streaming
 
 
 class Store:
@@ -179,25 +176,25 @@ class Store:
 
     def history(self, author: FeedId, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.sequence")
-        return self._rows(
-            _SELECT + " JOIN feeds f ON m.feed = f.id WHERE f.author = ? AND " + where,
-            [author, *params],
-            window.tail("m.sequence"),
+        sql = _SELECT + " JOIN feeds f ON m.feed = f.id"
+        return self._messages(
+            sql, f"f.author = ? AND {where}", [author, *params], window, "m.sequence"
         )
 
     def log(self, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.rowid", _US_PER_MS)
-        return self._rows(_SELECT + " WHERE " + where, params, window.tail("m.rowid"))
+        return self._messages(_SELECT, where, params, window, "m.rowid")
 
     def by_feed_time(self, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.feed_time")
-        sql = "SELECT m.key, m.value, m.rowid / 1000.0, m.feed_time FROM messages m WHERE " + where
-        return self._rows(sql, params, window.tail("m.feed_time"))
+        sql = "SELECT m.key, m.value, m.rowid / 1000.0, m.feed_time FROM messages m"
+        return self._messages(sql, where, params, window, "m.feed_time", "m.rowid")
 
     def by_type(self, kind: str, window: Range) -> Iterator[StoredMessage]:
         where, params = window.where("m.rowid", _US_PER_MS)
-        sql = _SELECT + " WHERE m.type = ? AND " + where
-        return self._rows(sql, [kind, *params], window.tail("m.rowid"))
+        return self._messages(
+            _SELECT, f"m.type = ? AND {where}", [kind, *params], window, "m.rowid"
+        )
 
     def links(
         self, source: str | None, dest: str | None, rel: str | None, window: Range
@@ -214,14 +211,45 @@ class Store:
         sql = (
             "SELECT f.author, l.dest, l.rel, m.key FROM links l"
             " JOIN messages m ON l.message = m.rowid JOIN feeds f ON m.feed = f.id"
-            " WHERE " + " AND ".join(clauses) + window.tail("m.rowid")
         )
-        for row in self._read.execute(sql, params):
+        for row in self._paged(sql, " AND ".join(clauses), params, window, ("l.rowid",)):
             yield LinkRow(*row)
 
-    def _rows(self, sql: str, params: Sequence[object], tail: str) -> Iterator[StoredMessage]:
-        for row in self._read.execute(sql + tail, params):
+    def _messages(
+        self, select: str, where: str, params: Sequence[object], window: Range, *order: str
+    ) -> Iterator[StoredMessage]:
+        for row in self._paged(select, where, params, window, order):
             yield StoredMessage(*row)
+
+    def _paged(
+        self,
+        select: str,
+        where: str,
+        params: Sequence[object],
+        window: Range,
+        order: tuple[str, ...],
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows in `order` (unique together), one short query per page.
+
+        No statement stays open while the caller holds a row: a stream that pauses (a slow
+        peer) would otherwise pin the reader to an old snapshot and hide every later commit.
+        """
+        keys = ", ".join(order)
+        direction, step = ("DESC", "<") if window.reverse else ("ASC", ">")
+        sql = f"{select.replace(' FROM ', f', {keys} FROM ', 1)} WHERE {where}"
+        order_by = " ORDER BY " + ", ".join(f"{k} {direction}" for k in order)
+        remaining, after = window.limit, None
+        while remaining is None or remaining > 0:
+            size = PAGE if remaining is None else min(PAGE, remaining)
+            bound = "" if after is None else f" AND ({keys}) {step} ({', '.join('?' * len(order))})"
+            query = sql + bound + order_by + f" LIMIT {size}"
+            rows = self._read.execute(query, [*params, *(after or ())]).fetchall()
+            for row in rows:
+                yield row[: -len(order)]
+            if len(rows) < size:
+                return
+            after = rows[-1][-len(order) :]
+            remaining = None if remaining is None else remaining - len(rows)
 
     def last_received_us(self) -> int:
         row = self._db.execute("SELECT max(rowid) FROM messages").fetchone()

@@ -62,12 +62,23 @@ class AsyncioStream:
             await self._writer.drain()
 
     async def aclose(self) -> None:
+        """Close gracefully if what we wrote can still be flushed, else abort at once.
+
+        A peer that stopped reading would otherwise keep the socket (and its buffers) open
+        for as long as it likes.
+        """
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > 0:
+            transport.abort()
+        else:
+            self._writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), timeout=2)
+        if not transport.is_closing() or transport.get_write_buffer_size() > 0:
+            transport.abort()
 
 
 class MemoryStream:
