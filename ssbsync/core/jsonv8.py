@@ -39,7 +39,16 @@ def _reject_constant(name: str) -> None:
     raise JSONParseError(f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+def _parse_float(text: str) -> int | float:
+    # JS has one number type: 1.0, 1e2 and -0.0 are the integers 1, 100 and 0. Keeping them
+    # as ints makes every later printing (and Python's own encoder) agree with V8.
+    value = float(text)
+    if value.is_integer() and abs(value) <= _SAFE_INT:
+        return int(value)
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
 
 
 def parse(text: str | bytes) -> JSONValue:
@@ -145,6 +154,40 @@ def _pretty(value: JSONValue, indent: str) -> str:
     return _scalar(value)
 
 
+def _pretty_and_compact(value: JSONValue, indent: str) -> tuple[str, str]:
+    """Both layouts in one walk (the ingest path needs both; sharing the walk and the string
+    escaping costs a third of doing them apart)."""
+    kind = type(value)
+    if kind is str:
+        text = encode_string(value)
+        return text, text
+    if kind is dict:
+        if not value:
+            return "{}", "{}"
+        inner = indent + "  "
+        pretty, compact = [], []
+        for key, item in ordered_items(value):
+            name = encode_string(key)
+            p, c = _pretty_and_compact(item, inner)
+            pretty.append(name + ": " + p)
+            compact.append(name + ":" + c)
+        return (
+            "{\n" + inner + (",\n" + inner).join(pretty) + "\n" + indent + "}",
+            "{" + ",".join(compact) + "}",
+        )
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]", "[]"
+        inner = indent + "  "
+        pairs = [_pretty_and_compact(item, inner) for item in value]
+        return (
+            "[\n" + inner + (",\n" + inner).join([p for p, _ in pairs]) + "\n" + indent + "]",
+            "[" + ",".join([c for _, c in pairs]) + "]",
+        )
+    text = _scalar(value)
+    return text, text
+
+
 def _compact(value: JSONValue) -> str:
     kind = type(value)
     if kind is str:
@@ -174,6 +217,7 @@ def _scalar(value: JSONValue) -> str:
 # finished text through `escape_lone_surrogates`. An alias, not a wrapper: it is on the
 # ingest hot path.
 pretty_fragment: Callable[[JSONValue, str], str] = _pretty
+pretty_and_compact_fragment: Callable[[JSONValue, str], tuple[str, str]] = _pretty_and_compact
 
 
 def escape_lone_surrogates(text: str) -> str:
@@ -190,6 +234,12 @@ def stringify_pretty(value: JSONValue) -> str:
 def stringify(value: JSONValue) -> str:
     """`JSON.stringify(value)` (compact) as V8 prints it."""
     return escape_lone_surrogates(_compact(value))
+
+
+class RawJSON(str):
+    """JSON text that is already exactly what V8 would print: sent as it is, never re-encoded."""
+
+    __slots__ = ()
 
 
 def utf16_length(text: str) -> int:

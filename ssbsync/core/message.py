@@ -68,16 +68,15 @@ class Message:
     previous: JSONValue
     timestamp: JSONValue  # claimed by the author; any JSON value after the first message
     value: dict[str, JSONValue]
-    # V8 `JSON.stringify(value, null, 2)`: what the id hashes and the store keeps, byte-stable.
-    signed: str
+    signed: str  # V8 `JSON.stringify(value, null, 2)`: what the id hashes
+    json: str  # V8 `JSON.stringify(value)`: the wire form (§5.4), what the store keeps
 
     @property
     def content(self) -> JSONValue:
         return self.value["content"]
 
     def compact_json(self) -> str:
-        """`JSON.stringify(value)`: the wire form (§5.4)."""
-        return jsonv8.stringify(self.value)
+        return self.json
 
     def state(self) -> FeedState:
         return FeedState(self.key, self.sequence, self.timestamp)
@@ -166,13 +165,17 @@ def _check_key_order(value: dict[str, JSONValue]) -> None:
         raise _fail(Reason.BAD_KEY_ORDER, f"message keys must be in an allowed order, got {keys}")
 
 
-def _serialize(members: list[tuple[str, JSONValue]], signature: str) -> tuple[str, str]:
-    """(signing string, signed string): the pretty JSON without and with the signature."""
-    encode, pretty = jsonv8.encode_string, jsonv8.pretty_fragment
-    body = ",\n  ".join([encode(k) + ": " + pretty(v, "  ") for k, v in members])
+def _serialize(members: list[tuple[str, JSONValue]], signature: str) -> tuple[str, str, str]:
+    """(signing string, signed string, compact form) of a message (§5.2–5.4)."""
+    encode, both = jsonv8.encode_string, jsonv8.pretty_and_compact_fragment
+    parts = [(encode(k), *both(v, "  ")) for k, v in members]
+    body = ",\n  ".join([name + ": " + pretty for name, pretty, _ in parts])
     unsigned = jsonv8.escape_lone_surrogates("{\n  " + body + "\n}")
-    signed = unsigned[:-2] + ',\n  "signature": ' + encode(signature) + "\n}"
-    return unsigned, signed
+    signature_json = encode(signature)
+    signed = unsigned[:-2] + ',\n  "signature": ' + signature_json + "\n}"
+    compact = ",".join([name + ":" + flat for name, _, flat in parts])
+    compact = "{" + compact + ',"signature":' + signature_json + "}"
+    return unsigned, signed, jsonv8.escape_lone_surrogates(compact)
 
 
 def prepare(value: JSONValue, hmac_key: bytes | None = None) -> Prepared:
@@ -192,7 +195,7 @@ def prepare(value: JSONValue, hmac_key: bytes | None = None) -> Prepared:
         raise _fail(Reason.BAD_CONTENT, "content must be an object or an encrypted string")
     if value["hash"] != "sha256":
         raise _fail(Reason.BAD_HASH, f"hash must be 'sha256', got {value['hash']!r}")
-    unsigned, signed = _serialize(list(value.items())[:6], value["signature"])
+    unsigned, signed, compact = _serialize(list(value.items())[:6], value["signature"])
     length, hash_input = jsonv8.utf16_length_and_latin1(signed)
     if length > MAX_MESSAGE_LENGTH:
         raise _fail(Reason.TOO_LARGE, f"message is {length} UTF-16 units, limit is 8192")
@@ -205,6 +208,7 @@ def prepare(value: JSONValue, hmac_key: bytes | None = None) -> Prepared:
         timestamp=value["timestamp"],
         value=value,
         signed=signed,
+        json=compact,
     )
     # `unsigned` has its lone surrogates escaped already, so plain UTF-8 is Node's encoding.
     signed_bytes = sign_cap_digest(hmac_key, unsigned.encode("utf-8"))
@@ -282,7 +286,7 @@ def create(
         ("hash", "sha256"),
         ("content", content),
     ]
-    unsigned, _ = _serialize(members, "")
+    unsigned, _, _ = _serialize(members, "")
     signature = keys.sign(sign_cap_digest(hmac_key, jsonv8.utf8_bytes(unsigned)))
     value = dict(members)
     value["signature"] = base64.b64encode(signature).decode("ascii") + _SIGNATURE_SUFFIX

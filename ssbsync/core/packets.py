@@ -78,6 +78,8 @@ def encode_body(value: object) -> tuple[BodyType, bytes]:
         if not value:
             raise LocalProtocolError("an empty binary body cannot be sent (JS reads goodbye)")
         return BodyType.BINARY, bytes(value)
+    if isinstance(value, jsonv8.RawJSON):
+        return BodyType.JSON, value.encode("utf-8")
     if isinstance(value, str) and value:
         return BodyType.STRING, jsonv8.utf8_bytes(value)
     try:

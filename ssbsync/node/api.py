@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
+from ssbsync.core import jsonv8
 from ssbsync.core import message as msgs
 from ssbsync.core.errors import LocalProtocolError
-from ssbsync.core.jsonv8 import JSONValue
+from ssbsync.core.jsonv8 import JSONValue, RawJSON
 from ssbsync.core.keys import Keypair
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, is_feed_id, is_msg_id
@@ -55,15 +56,18 @@ def _window(opts: Options) -> Range:
     )
 
 
-def _formatted(rows: Iterable[StoredMessage], opts: Options) -> Iterator[JSONValue]:
+def _formatted(
+    rows: Iterable[StoredMessage], opts: Options, raw: bool = False
+) -> Iterator[JSONValue]:
+    """Items as ssb-db shapes them; `raw`: as JSON text for the wire (nothing re-encoded)."""
     keys, values = _flag(opts, "keys", True), _flag(opts, "values", True)
     for row in rows:
         if keys and values:
-            yield row.as_kvt()
+            yield row.as_raw_kvt() if raw else row.as_kvt()
         elif keys:
             yield row.key
         elif values:
-            yield row.as_kvt()["value"]
+            yield RawJSON(row.value_json) if raw else jsonv8.parse(row.value_json)
 
 
 def _feed_option(opts: Options, name: str = "id") -> FeedId:
@@ -197,33 +201,33 @@ class NodeAPI:
         assert row is not None, "a message just stored must be readable"
         return row.as_kvt()
 
-    def create_history_stream(self, opts: Options) -> Iterator[JSONValue]:
+    def create_history_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
         feed = _feed_option(opts)
         start = _number(opts, "sequence") or _number(opts, "seq") or 0
         limit = _number(opts, "limit")
         window = Range(gte=start, limit=None if limit is None or limit < 0 else int(limit))
-        return _formatted(self.store.history(feed, window), opts)
+        return _formatted(self.store.history(feed, window), opts, raw)
 
-    def create_user_stream(self, opts: Options) -> Iterator[JSONValue]:
-        return _formatted(self.store.history(_feed_option(opts), _window(opts)), opts)
+    def create_user_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
+        return _formatted(self.store.history(_feed_option(opts), _window(opts)), opts, raw)
 
-    def create_log_stream(self, opts: Options) -> Iterator[JSONValue]:
-        return _formatted(self.store.log(_window(opts)), opts)
+    def create_log_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
+        return _formatted(self.store.log(_window(opts)), opts, raw)
 
-    def create_feed_stream(self, opts: Options) -> Iterator[JSONValue]:
+    def create_feed_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
         # ssb-db maps the bounds onto index keys `[rts, author]` with `[X, null]`, so `gt`
         # behaves as `gte` and `lte` as `lt`; scripts rely on what ssb-server returns.
         window = _window(opts)
         lower = window.gte if window.gt is None else window.gt
         upper = window.lt if window.lte is None else window.lte
         window = Range(gte=lower, lt=upper, limit=window.limit, reverse=window.reverse)
-        return _formatted(self.store.by_feed_time(window), opts)
+        return _formatted(self.store.by_feed_time(window), opts, raw)
 
-    def messages_by_type(self, opts: Options) -> Iterator[JSONValue]:
+    def messages_by_type(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
         kind = opts.get("type")
         if not isinstance(kind, str):
             raise ApiError("must provide {type: string} to messagesByType")
-        return _formatted(self.store.by_type(kind, _window(opts)), opts)
+        return _formatted(self.store.by_type(kind, _window(opts)), opts, raw)
 
     def latest(self) -> Iterator[JSONValue]:
         for feed, sequence, ts in self.store.latest():

@@ -37,7 +37,7 @@ class Checked(NamedTuple):
     sequence: int
     previous: JSONValue
     timestamp: JSONValue
-    signed: str  # the V8 pretty JSON the id hashes: what the store keeps
+    json: str  # JSON.stringify(value): the wire form, what the store keeps and serves
     kind: str | None  # content.type of plain-text content
     links: list[tuple[str, str]]
     signature_ok: bool
@@ -89,7 +89,7 @@ def _check(value: JSONValue, hmac_key: bytes | None) -> Checked | Rejection:
         sequence=msg.sequence,
         previous=msg.previous,
         timestamp=msg.timestamp,
-        signed=msg.signed,
+        json=msg.json,
         kind=kind if isinstance(kind, str) else None,
         links=links.content_links(content),
         signature_ok=verify_signature(prepared),

@@ -212,7 +212,7 @@ class Ingester:
             return False
         now_us = int(self._clock() * 1_000_000)
         self._last_received_us = max(now_us, self._last_received_us + 1)
-        fields = (msg.key, msg.author, msg.sequence, msg.timestamp, msg.kind, msg.signed)
+        fields = (msg.key, msg.author, msg.sequence, msg.timestamp, msg.kind, msg.json)
         batch.messages.append(NewMessage(*fields, msg.links, self._last_received_us))
         batch.keys.add(msg.key)
         batch.heads[msg.author] = self._heads[msg.author] = msg.state()

@@ -114,10 +114,15 @@ class Methods:
             ("latestSequence",): _sync(lambda a: api.latest_sequence(_first(a, "feed id"))),
             ("getVectorClock",): _sync(lambda _: api.get_vector_clock()),
             ("createHistoryStream",): Method("source", self._history),
-            ("createUserStream",): _source(lambda a: api.create_user_stream(_opts(a, "id"))),
-            ("createLogStream",): _source(lambda a: api.create_log_stream(_opts(a))),
-            ("createFeedStream",): _source(lambda a: api.create_feed_stream(_opts(a))),
-            ("messagesByType",): _source(lambda a: api.messages_by_type(_opts(a, "type"))),
+            # Streams send the stored JSON as it is (raw): nothing is parsed or re-encoded.
+            ("createUserStream",): _source(
+                lambda a: api.create_user_stream(_opts(a, "id"), raw=True)
+            ),
+            ("createLogStream",): _source(lambda a: api.create_log_stream(_opts(a), raw=True)),
+            ("createFeedStream",): _source(lambda a: api.create_feed_stream(_opts(a), raw=True)),
+            ("messagesByType",): _source(
+                lambda a: api.messages_by_type(_opts(a, "type"), raw=True)
+            ),
             ("latest",): _source(lambda _: api.latest()),
             ("links",): _source(lambda a: api.links(_opts(a))),
             ("gossip", "ping"): Method("duplex", self._ping),
@@ -151,7 +156,7 @@ class Methods:
             appended = self.node.appended  # take it before reading, so no commit is missed
             window = {**opts, "seq": start, "sequence": start, "limit": remaining}
             sent = 0
-            for item in self.api.create_history_stream(window):
+            for item in self.api.create_history_stream(window, raw=True):
                 yield item
                 sent += 1
                 if sent % 256 == 0:

@@ -26,7 +26,7 @@ MIGRATIONS: tuple[str, ...] = (
         feed_time REAL NOT NULL,           -- ssb-db's feed order: the claimed timestamp,
                                            -- or the receive time when that is later/absent
         type TEXT,                         -- content.type of plain-text content
-        value TEXT NOT NULL                -- JSON.stringify(value, null, 2): what the id hashes
+        value TEXT NOT NULL                -- JSON.stringify(value): the wire form, served as is
     );
     CREATE UNIQUE INDEX messages_by_feed ON messages(feed, sequence);
     CREATE INDEX messages_by_key ON messages(key_hash);

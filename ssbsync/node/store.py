@@ -31,7 +31,7 @@ class StoreError(Exception):
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     key: MsgId
-    value_json: str  # the signed V8 pretty JSON (message.Message.signed)
+    value_json: str  # JSON.stringify(value): exactly the bytes every peer is served
     received: float
     rts: float | None = None  # the feed-order time, for createFeedStream items
 
@@ -41,6 +41,14 @@ class StoredMessage:
         if self.rts is not None:
             item["rts"] = self.rts
         return item
+
+    def as_raw_kvt(self) -> jsonv8.RawJSON:
+        """The same object as JSON text, built without parsing the stored message."""
+        rts = "" if self.rts is None else ',"rts":' + jsonv8.format_number(self.rts)
+        return jsonv8.RawJSON(
+            '{"key":"' + self.key + '","value":' + self.value_json
+            + ',"timestamp":' + jsonv8.format_number(self.received) + rts + "}"
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +67,7 @@ class NewMessage(NamedTuple):
     sequence: int
     timestamp: jsonv8.JSONValue  # as claimed by the author
     kind: str | None  # content.type
-    signed: str  # the V8 pretty JSON the id hashes
+    json: str  # JSON.stringify(value), the wire form
     links: list[tuple[str, str]]
     received_us: int  # receive time in µs, strictly increasing: becomes the rowid
 
@@ -320,7 +328,7 @@ class Store:
             new.sequence,
             feed_time,
             new.kind,
-            new.signed,
+            new.json,
         )
 
     def _feed_rowid(self, author: FeedId) -> int:

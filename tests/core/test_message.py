@@ -104,6 +104,7 @@ def test_generated_feeds_validate_and_we_recreate_them_byte_for_byte(feed: dict[
         message = msgs.validate(state, hmac_key, value)
         assert message.key == record["key"]
         assert jsonv8.stringify(value) == record["value_json"]
+        assert message.json == record["value_json"]  # what the store keeps and serves
         assert jsonv8.utf16_length(message.signed) == record["utf16_length"]
         # Signing the same content at the same time reproduces the JS signature exactly
         # (Ed25519 is deterministic).
