@@ -18,6 +18,7 @@ from ssbsync.cli.running import call_running_node, node_is_running, run_start
 from ssbsync.cli.transfer import run_export, run_import
 from ssbsync.core import jsonv8
 from ssbsync.core.refs import is_feed_id
+from ssbsync.node import config as node_config
 from ssbsync.node import identity
 from ssbsync.node.api import ApiError, NodeAPI
 from ssbsync.node.config import ConfigError
@@ -73,12 +74,17 @@ def _print_result(command: Command, result: Any, out: TextIO) -> None:
         out.write(jsonv8.stringify_pretty(item) + "\n\n")
 
 
+def _offline_api(folder: Path) -> NodeAPI:
+    """The store opened directly (no node running), with the network's sign cap if any."""
+    return NodeAPI(folder, hmac_key=node_config.load(folder).sign_cap)
+
+
 def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     name, rest = argv[0], argv[1:]
     if name == "start":
         return run_start(folder, parse_args(rest)[1])
     if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
-        with NodeAPI(folder) as api:
+        with _offline_api(folder) as api:
             keys = identity.import_secret(
                 folder, Path(rest[1]), lambda k: api.store.feed_state(k.id) is not None
             )
@@ -98,7 +104,7 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
             raise ApiError(f"{name}: no node is running (start one with `ssbsync start`)")
     elif name in ("import", "export", "check", "key") and node_is_running(folder):
         raise ApiError(f"{name}: the node is running and holds the store; stop it first")
-    with NodeAPI(folder) as api:
+    with _offline_api(folder) as api:
         if name == "import" and len(positional) == 1:
             return run_import(api, str(positional[0]), out)
         if name == "export":
