@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -155,3 +157,57 @@ def test_unknown_methods_get_muxrpcs_error(tmp_path: Path) -> None:
                     await ssb.session.call(["blobs", "nothing"])
 
     run(scenario)
+
+
+def _cli(folder: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "ssbsync", "--path", str(folder), *args]
+
+
+async def _run_cli(folder: Path, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        *_cli(folder, *args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode or 0, out.decode()
+
+
+COMMANDS = [("log",), ("hist", "--id", "{id}"), ("feed", "--reverse"), ("getVectorClock",),
+            ("latest",), ("latestSequence", "{id}"), ("messagesByType", "--type", "post"),
+            ("whoami",)]  # fmt: skip
+
+
+def test_the_cli_prints_the_same_through_the_node_as_from_the_store(tmp_path: Path) -> None:
+    folder = tmp_path / "a"
+
+    async def through_the_node() -> dict[tuple[str, ...], tuple[int, str]]:
+        async with running(folder) as node:
+            for text in ("one", "twö 🌊"):
+                node.api.publish({"type": "post", "text": text})
+            results = {}
+            for command in COMMANDS:
+                argv = [part.format(id=node.id) for part in command]
+                results[command] = await _run_cli(folder, *argv)
+            code, status = await _run_cli(folder, "status")
+            assert code == 0 and json.loads(status)["messages"] == 2
+            return results
+
+    online = asyncio.run(through_the_node())
+    my_id = json.loads(online[("whoami",)][1])["id"]
+    for command, (code, out) in online.items():
+        argv = [part.format(id=my_id) for part in command]
+        offline = subprocess.run(_cli(folder, *argv), capture_output=True, text=True, timeout=60)
+        assert (code, out) == (offline.returncode, offline.stdout), command
+        assert code == 0 and out
+
+
+def test_node_only_commands_say_no_node_is_running(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _cli(tmp_path, "gossip.peers"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "no node is running" in result.stderr
