@@ -85,7 +85,8 @@ class Client:
         await self.session.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, StreamClosed):
-                await asyncio.wait_for(self._task, 5)
+                async with asyncio.timeout(5):
+                    await self._task
 
     async def __aenter__(self) -> Client:
         return self

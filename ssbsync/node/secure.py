@@ -60,7 +60,8 @@ class SecureStream:
             return
         self._closed = True
         with contextlib.suppress(StreamClosed, TimeoutError):
-            await asyncio.wait_for(self._inner.send_all(self._encoder.goodbye()), timeout=2)
+            async with asyncio.timeout(2):
+                await self._inner.send_all(self._encoder.goodbye())
         await self._inner.aclose()
 
 
@@ -80,7 +81,8 @@ async def _pump(handshake: Handshake, stream: ByteStream) -> Session:
 async def _secure(handshake: Handshake, stream: ByteStream, timeout: float) -> SecureStream:
     """Run the handshake; on any failure the underlying stream is closed (SHS sends nothing)."""
     try:
-        session = await asyncio.wait_for(_pump(handshake, stream), timeout)
+        async with asyncio.timeout(timeout):
+            session = await _pump(handshake, stream)
     except TimeoutError:
         await stream.aclose()
         raise StreamClosed(f"handshake timed out after {timeout:g} s") from None

@@ -112,7 +112,8 @@ class Node:
         await self._close_sessions()
         for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 5)
+                async with asyncio.timeout(5):
+                    await server.wait_closed()
         self.api.close()
         with contextlib.suppress(FileNotFoundError):
             self.config.socket_path.unlink()
@@ -172,15 +173,15 @@ class Node:
         outgoing: bool,
         is_master: bool,
     ) -> None:
+        if self._stop.is_set() or len(self._peers) >= MAX_CONNECTIONS:
+            await stream.aclose()
+            return
         session = RpcSession(
             stream,
             lambda request: self.methods.dispatch(request, is_master),
             label=remote or "local",
             inactivity_timeout=self.config.inactivity_timeout,
         )
-        if self._stop.is_set() or len(self._peers) >= MAX_CONNECTIONS:
-            await stream.aclose()
-            return
         peer = self._peers[session] = Peer(remote, session, address, outgoing)
         if remote is not None:
             log.info("%s %s (%s)", "dialled" if outgoing else "accepted", remote, address)
@@ -209,10 +210,12 @@ class Node:
         # ran, and its first call to us shows they have; a call sent sooner is missed and it
         # never pulls from us (ssb-replicate legacy.js). Peers that never call: wait a little.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.first_request.wait(), FIRST_CALL_WAIT)
+            async with asyncio.timeout(FIRST_CALL_WAIT):
+                await session.first_request.wait()
         if session.closed:
             return
-        start = self.api.store.vector_clock().sequence(remote) + 1
+        head = self.api.store.feed_state(remote)
+        start = (head.sequence if head else 0) + 1
         opts = {"id": remote, "seq": start, "live": True, "keys": False}
         try:
             async for value in session.source("createHistoryStream", opts):

@@ -1,9 +1,9 @@
 """One muxrpc session over a ByteStream: the peer's calls to us and ours to it (PROTOCOL.md §4).
 
 `ssbsync.core.rpc.RpcConnection` decides what the bytes mean; this module runs it on asyncio:
-one read loop, one task per incoming call (all in one TaskGroup), writes serialized through
-one lock. Every queue is bounded and every wait has a timeout, so a peer that floods us or
-stops reading costs one connection, never the node.
+one read loop, one task per incoming call, and one writer task that sends queued frames in
+large writes (all in one TaskGroup). Every queue is bounded and every wait has a timeout, so a
+peer that floods us or stops reading costs one connection, never the node.
 """
 
 from __future__ import annotations
@@ -242,8 +242,12 @@ class RpcSession:
                 inbox.close(event.error)
             # A source's or sink's caller answers the callee's end; a duplex half is ended by
             # whoever holds the Duplex.
-            if self._our_types.get(event.id) != "duplex" and self._rpc.is_open(event.id, True):
-                self._spawn(self._send(self._rpc.end(event.id, True)))
+            if self._our_types.get(event.id) != "duplex":
+                if self._rpc.is_open(event.id, True):
+                    self._spawn(self._send(self._rpc.end(event.id, True)))
+            else:  # the Duplex keeps its inbox; we need not
+                self._our_types.pop(event.id, None)
+                self._our_streams.pop(event.id, None)
             return
         inbox = self._their_streams.get(event.id)
         if inbox is not None:
@@ -364,7 +368,8 @@ class RpcSession:
         self._pending[id] = future
         await self._send(data)
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self._pending.pop(id, None)
 

@@ -76,7 +76,8 @@ class AsyncioStream:
         else:
             self._writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._writer.wait_closed(), timeout=2)
+            async with asyncio.timeout(2):
+                await self._writer.wait_closed()
         if not transport.is_closing() or transport.get_write_buffer_size() > 0:
             transport.abort()
 

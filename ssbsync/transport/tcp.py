@@ -15,9 +15,8 @@ LIMIT = 1 << 20  # asyncio's per-stream read buffer
 
 async def connect_tcp(host: str, port: int, timeout: float = 10.0) -> AsyncioStream:
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=LIMIT), timeout
-        )
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, limit=LIMIT)
     except (OSError, TimeoutError) as err:
         raise StreamClosed(f"could not connect to {host}:{port}: {err or 'timed out'}") from err
     return AsyncioStream(reader, writer)
@@ -25,9 +24,8 @@ async def connect_tcp(host: str, port: int, timeout: float = 10.0) -> AsyncioStr
 
 async def connect_unix(path: Path, timeout: float = 10.0) -> AsyncioStream:
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(str(path), limit=LIMIT), timeout
-        )
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(str(path), limit=LIMIT)
     except (OSError, TimeoutError) as err:
         raise StreamClosed(f"could not connect to {path}: {err or 'timed out'}") from err
     return AsyncioStream(reader, writer)
