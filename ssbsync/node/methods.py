@@ -146,8 +146,14 @@ class Methods:
         if not is_feed_id(opts.get("id")):
             raise CallError(f"createHistoryStream needs a feed id, got {opts.get('id')!r}")
         feed = FeedId(str(opts["id"]))
-        start = int(opts.get("sequence") or opts.get("seq") or 1)
+        start_option = opts.get("sequence") or opts.get("seq") or 1
         limit = opts.get("limit")
+        for name, value in (("seq", start_option), ("limit", limit)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise CallError(f"createHistoryStream: {name} must be a number, got {value!r}")
+        start = int(start_option)
         remaining = int(limit) if isinstance(limit, int | float) and limit >= 0 else -1
         live, old = bool(opts.get("live")), opts.get("old", True) is not False
         if not old:

@@ -211,3 +211,20 @@ def test_node_only_commands_say_no_node_is_running(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "no node is running" in result.stderr
+
+
+def test_bad_history_options_are_refused_cleanly(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            ssb = await Client.connect_local(node.config.socket_path)
+            async with ssb:
+                for opts in (
+                    {"id": "@nope"},
+                    {"id": node.id, "seq": "x"},
+                    {"id": node.id, "limit": []},
+                ):
+                    with pytest.raises(RemoteError, match="createHistoryStream"):
+                        await collect(ssb.createHistoryStream(opts))
+                assert await ssb.whoami() == {"id": node.id}
+
+    run(scenario)
