@@ -23,6 +23,7 @@ server's VmHWM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,14 +248,57 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def wait_until(ready: Callable[[], bool], alive: Callable[[], bool], timeout: float) -> None:
+def wait_until(
+    ready: Callable[[], bool], alive: Callable[[], bool], timeout: float, what: str = "ssb-server"
+) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if not alive():
-            raise BenchError("ssb-server exited while starting")
+            raise BenchError(f"{what} exited while starting")
         if time.monotonic() > deadline:
-            raise BenchError(f"ssb-server not ready after {timeout:.0f} s")
-        time.sleep(0.2)
+            raise BenchError(f"{what} not ready after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+@dataclass
+class RefServer:
+    """A reference ssb-server started by `ref_server()` on a free loopback port."""
+
+    folder: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    node_modules: Path
+
+
+@contextlib.contextmanager
+def ref_server(prefix: str) -> Iterator[RefServer]:
+    """Start ssb-server (refpeer's start.sh) in a temp folder, wait until it answers, and
+    stop it by PID on the way out (callers may stop it first to read its log)."""
+    refpeer = refpeer_dir()
+    node_modules = install_refpeer(refpeer)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        peer, log_path = Path(tmp) / "peer", Path(tmp) / "server.log"
+        port = free_port()
+        with log_path.open("wb") as log:
+            # start.sh execs node, so this PID is the server's own.
+            server = subprocess.Popen(
+                [str(refpeer / "start.sh"), str(peer), str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(
+                lambda: (peer / "socket").exists() and _accepts(port),
+                lambda: server.poll() is None,
+                READY_TIMEOUT_S,
+            )
+            yield RefServer(peer, port, server, log_path, node_modules)
+        except BenchError as err:
+            raise BenchError(f"{err}\n-- ssb-server log --\n{_tail(log_path)}") from None
+        finally:
+            stop(server)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -296,31 +340,9 @@ def add_all(peer: Path, data: Path, node_modules: Path, messages: int) -> tuple[
 
 
 def run_ssb_server(data: Path, messages: int) -> ServerRun:
-    refpeer = refpeer_dir()
-    node_modules = install_refpeer(refpeer)
-    with tempfile.TemporaryDirectory(prefix="ssbsync-bench-peer-") as tmp:
-        peer, log_path = Path(tmp) / "peer", Path(tmp) / "server.log"
-        port = free_port()
-        with log_path.open("wb") as log:
-            # start.sh execs node, so this PID is the server's own.
-            server = subprocess.Popen(
-                [str(refpeer / "start.sh"), str(peer), str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until(
-                lambda: (peer / "socket").exists() and _accepts(port),
-                lambda: server.poll() is None,
-                READY_TIMEOUT_S,
-            )
-            add_seconds, indexed_seconds = add_all(peer, data, node_modules, messages)
-            peak = peak_rss_mb(server.pid)
-        except BenchError as err:
-            raise BenchError(f"{err}\n-- ssb-server log --\n{_tail(log_path)}") from None
-        finally:
-            stop(server)
+    with ref_server("ssbsync-bench-peer-") as server:
+        add_seconds, indexed_seconds = add_all(server.folder, data, server.node_modules, messages)
+        peak = peak_rss_mb(server.process.pid)
     return ServerRun(add_seconds, indexed_seconds, peak)
 
 

@@ -201,18 +201,6 @@ def log_problems(path: Path, probes: int = 0) -> list[str]:
     return found
 
 
-def wait_for(
-    ready: Callable[[], bool], alive: Callable[[], bool], what: str, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if not alive():
-            raise BenchError(f"{what} exited while starting")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what} not ready after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
 # -- the JS client ---------------------------------------------------------------------------
 
 
@@ -486,11 +474,11 @@ def run_ssbsync(plan: Plan, node_modules: Path | None) -> ServerResult:
             )
         node = start_ssbsync(folder, port, log_path)
         try:
-            wait_for(
+            ingest.wait_until(
                 lambda: "listening on" in log_path.read_text(errors="replace"),
                 lambda: node.poll() is None,
-                "ssbsync",
                 START_TIMEOUT_S,
+                "ssbsync",
             )
             target = Target(
                 "ssbsync",
@@ -510,43 +498,25 @@ def run_ssbsync(plan: Plan, node_modules: Path | None) -> ServerResult:
 
 
 def run_ssb_server(plan: Plan) -> ServerResult:
-    refpeer = ingest.refpeer_dir()
-    node_modules = ingest.install_refpeer(refpeer)
-    with tempfile.TemporaryDirectory(prefix="ssbsync-bench-wire-peer-") as tmp:
-        peer, log_path = Path(tmp) / "peer", Path(tmp) / "server.log"
-        port = ingest.free_port()
-        with log_path.open("wb") as log:
-            # start.sh execs node, so this PID is the server's own.
-            server = subprocess.Popen(
-                [str(refpeer / "start.sh"), str(peer), str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    problems: list[str] = []
+    with ingest.ref_server("ssbsync-bench-wire-peer-") as server:
         try:
-            wait_for(
-                lambda: (peer / "socket").exists() and ingest._accepts(port),
-                lambda: server.poll() is None,
-                "ssb-server",
-                ingest.READY_TIMEOUT_S,
-            )
-            _, indexed_s = ingest.add_all(peer, plan.data, node_modules, plan.messages)
-            secret = peer / "secret"
+            node_modules = server.node_modules
+            _, indexed_s = ingest.add_all(server.folder, plan.data, node_modules, plan.messages)
+            secret = server.folder / "secret"
             target = Target(
                 "ssb-server",
-                server.pid,
-                port,
+                server.process.pid,
+                server.port,
                 _ssb_keys_id(secret),
                 secret,
                 base64.b64decode(node_config.MAIN_CAPS_SHS),  # start.sh keeps the main caps
             )
             result = measure(target, node_modules, plan, indexed_s)
-        except BenchError as err:
-            raise BenchError(f"{err}\n-- ssb-server log --\n{ingest._tail(log_path)}") from None
         finally:
-            problems = _finish(server, "ssb-server", log_path, probes=1)
-        result.log_problems = problems
-        return result
+            problems = _finish(server.process, "ssb-server", server.log_path, probes=1)
+    result.log_problems = problems
+    return result
 
 
 def _ssb_keys_id(secret: Path) -> str:
