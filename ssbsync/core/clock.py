@@ -99,10 +99,6 @@ class VectorClock(Mapping[FeedId, int]):
             seqs[FeedId(feed)] = seq
         return cls(seqs)
 
-    def to_notes(self, feeds: Mapping[FeedId, bool]) -> dict[str, int]:
-        """EBT notes for `feeds` (feed -> receive?), with our sequence of each."""
-        return {f: encode_note(Note(True, self.sequence(f), rx)) for f, rx in feeds.items()}
-
 
 def notes_from_json(value: JSONValue) -> dict[FeedId, Note]:
     """Decode received EBT notes; JS accepts `{clock: {...}}` too and drops non-feed keys."""

@@ -212,11 +212,9 @@ def _scalar(value: JSONValue) -> str:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
-# `value` laid out as a member at a given indent, lone surrogates NOT yet escaped: for callers
-# that assemble a document from parts (the message signer/verifier), which must pass the
-# finished text through `escape_lone_surrogates`. An alias, not a wrapper: it is on the
-# ingest hot path.
-pretty_fragment: Callable[[JSONValue, str], str] = _pretty
+# Both layouts of `value` as a member at a given indent, lone surrogates NOT yet escaped: for
+# the message signer/verifier, which assembles a document from parts and then passes it
+# through `escape_lone_surrogates`. An alias, not a wrapper: it is on the ingest hot path.
 pretty_and_compact_fragment: Callable[[JSONValue, str], tuple[str, str]] = _pretty_and_compact
 
 

@@ -69,12 +69,6 @@ def parse_feed_id(value: object) -> FeedId:
     return FeedId(str(value))
 
 
-def parse_msg_id(value: object) -> MsgId:
-    if not is_msg_id(value):
-        raise ValueError(f"not a message id (expected %<base64 of 32 bytes>.sha256): {value!r}")
-    return MsgId(str(value))
-
-
 @functools.lru_cache(maxsize=4096)
 def public_key(feed: FeedId) -> bytes:
     """The 32-byte Ed25519 public key inside a feed id (cached: few authors, many messages)."""

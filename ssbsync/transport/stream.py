@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Protocol
 
 
@@ -80,46 +80,3 @@ class AsyncioStream:
                 await self._writer.wait_closed()
         if not transport.is_closing() or transport.get_write_buffer_size() > 0:
             transport.abort()
-
-
-class MemoryStream:
-    """One end of an in-memory stream pair (tests, and the in-process client)."""
-
-    def __init__(self, incoming: asyncio.Queue[bytes], outgoing: asyncio.Queue[bytes]) -> None:
-        self._incoming = incoming
-        self._outgoing = outgoing
-        self._closed = False
-        self._eof = False
-
-    async def receive_some(self, max_bytes: int = 65536) -> bytes:
-        if self._closed:
-            raise StreamClosed("receive on a closed stream")
-        if self._eof:
-            return b""
-        data = await self._incoming.get()
-        if not data:
-            self._eof = True
-        return data  # a chunk larger than max_bytes is fine for the callers here
-
-    async def send_all(self, data: bytes) -> None:
-        if self._closed:
-            raise StreamClosed("send on a closed stream")
-        if data:
-            await self._outgoing.put(data)
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            await self._outgoing.put(b"")
-
-
-def memory_stream_pair() -> tuple[MemoryStream, MemoryStream]:
-    a_to_b: asyncio.Queue[bytes] = asyncio.Queue()
-    b_to_a: asyncio.Queue[bytes] = asyncio.Queue()
-    return MemoryStream(b_to_a, a_to_b), MemoryStream(a_to_b, b_to_a)
-
-
-async def chunks(stream: ByteStream) -> AsyncIterator[bytes]:
-    """Everything the peer sends, until it closes."""
-    while data := await stream.receive_some():
-        yield data
