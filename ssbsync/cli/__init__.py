@@ -14,7 +14,12 @@ from typing import Any, TextIO
 from ssbsync import __version__
 from ssbsync.cli.args import parse_args
 from ssbsync.cli.commands import ALIASES, COMMANDS, Command
-from ssbsync.cli.running import call_running_node, node_is_running, run_start
+from ssbsync.cli.running import (
+    call_running_node,
+    import_through_node,
+    node_is_running,
+    run_start,
+)
 from ssbsync.cli.transfer import run_export, run_import
 from ssbsync.core import jsonv8
 from ssbsync.core.refs import is_feed_id
@@ -102,16 +107,28 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
             return result
         if rpc_name in NODE_COMMANDS:
             raise ApiError(f"{name}: no node is running (start one with `ssbsync start`)")
-    elif name in ("import", "export", "check", "key") and node_is_running(folder):
+    elif name == "import" and len(positional) == 1:
+        result = import_through_node(folder, str(positional[0]), out)
+        if result is not None:
+            return result
+    elif name == "export":
+        feed = options.get("id")
+        if feed is not None and not is_feed_id(feed):
+            raise ApiError(f"--id must be a feed id, got {feed!r}")
+        # Through the node, export is createLogStream / createHistoryStream, printed alike.
+        method, opts = (
+            ("createLogStream", {}) if feed is None else ("createHistoryStream", {"id": feed})
+        )
+        result = call_running_node(folder, method, [opts], out)
+        if result is not None:
+            return result
+    elif name in ("check", "key") and node_is_running(folder):
         raise ApiError(f"{name}: the node is running and holds the store; stop it first")
     with _offline_api(folder) as api:
         if name == "import" and len(positional) == 1:
             return run_import(api, str(positional[0]), out)
         if name == "export":
-            feed = options.get("id")
-            if feed is not None and not is_feed_id(feed):
-                raise ApiError(f"--id must be a feed id, got {feed!r}")
-            return run_export(api, feed, out)
+            return run_export(api, options.get("id"), out)
         if name == "check":
             problems = api.store.check()
             out.write("".join(f"{p}\n" for p in problems) or "the store is consistent\n")

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ssbsync.cli.transfer import open_input, print_summary, values
 from ssbsync.core import jsonv8
 from ssbsync.node import config as node_config
 from ssbsync.node.api import ApiError
 from ssbsync.node.client import Client
+from ssbsync.node.ingest import IngestReport
 from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
 from ssbsync.transport.stream import StreamClosed
@@ -76,6 +78,31 @@ def node_is_running(folder: Path) -> bool:
         return True
 
     return asyncio.run(probe())
+
+
+def import_through_node(folder: Path, name: str, out: TextIO) -> int | None:
+    """`ssbsync import` while a node runs: stream to it, print its report; None if none runs."""
+    return asyncio.run(_import(folder, name, out))
+
+
+async def _import(folder: Path, name: str, out: TextIO) -> int | None:
+    client = await _connect(folder)
+    if client is None:
+        return None
+    source = open_input(name)
+    try:
+        duplex = await client.session.duplex(["ssbsync", "import"])
+        for value in values(source):
+            await duplex.send(value)
+        await duplex.end()
+        answers = [item async for item in duplex.incoming]
+        if not answers:
+            raise ApiError("the node sent no import report")
+        return print_summary(IngestReport.from_json(answers[-1]), out)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        await client.close()
 
 
 def call_running_node(folder: Path, name: str, args: list[Any], out: TextIO) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,7 +18,7 @@ from ssbsync.node.ingest import IngestReport
 CHUNK_CHARS = 1 << 20
 
 
-def _values(source: TextIO, on_read: Any = None) -> Iterator[Any]:
+def values(source: TextIO, on_read: Any = None) -> Iterator[Any]:
     """Message values from `{key, value, timestamp}` objects or bare values; bad text as str."""
     reader = JSONStreamReader()
     while True:
@@ -37,30 +37,35 @@ def _values(source: TextIO, on_read: Any = None) -> Iterator[Any]:
             return
 
 
+def open_input(name: str) -> TextIO:
+    if name == "-":
+        return sys.stdin
+    return open(name, encoding="utf-8", errors="surrogateescape")
+
+
 def run_import(api: NodeAPI, name: str, stdout: TextIO) -> int:
-    source: IO[str]
-    source = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+    source = open_input(name)
     try:
         size = os.fstat(source.fileno()).st_size if name != "-" else None
         report = _import_with_progress(api, source, size)
     finally:
         if source is not sys.stdin:
             source.close()
-    _print_summary(report, stdout)
-    return 1 if report.rejected_total else 0
+    return print_summary(report, stdout)
 
 
 def _import_with_progress(api: NodeAPI, source: TextIO, size: int | None) -> IngestReport:
     console = Console(stderr=True)
     if not console.is_terminal:
-        return api.import_messages(_values(source), parallel=True)
+        return api.import_messages(values(source), parallel=True)
     columns = [TextColumn("importing"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("import", total=size)
-        return api.import_messages(_values(source, lambda n: bar.advance(task, n)), parallel=True)
+        return api.import_messages(values(source, lambda n: bar.advance(task, n)), parallel=True)
 
 
-def _print_summary(report: IngestReport, out: TextIO) -> None:
+def print_summary(report: IngestReport, out: TextIO) -> int:
+    """The import summary; returns the exit status (1 if anything was rejected)."""
     total = report.accepted + report.duplicates + report.rejected_total
     out.write(
         f"{total} messages read: {report.accepted} accepted, {report.duplicates} duplicates,"
@@ -71,6 +76,7 @@ def _print_summary(report: IngestReport, out: TextIO) -> None:
     for example in report.examples[:10]:
         where = f"{example.author} seq {example.sequence}" if example.author else "input"
         out.write(f"  e.g. {where}: {example.reason.value}: {example.detail}\n")
+    return 1 if report.rejected_total else 0
 
 
 def run_export(api: NodeAPI, feed: Any, stdout: TextIO) -> int:

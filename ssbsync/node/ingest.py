@@ -55,12 +55,27 @@ class IngestReport:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(rejection)
 
-    def to_json(self) -> dict[str, JSONValue]:
-        return {
+    def to_json(self, examples: bool = False) -> dict[str, JSONValue]:
+        summary: dict[str, JSONValue] = {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": dict(sorted((r.value, n) for r, n in self.rejected.items())),
         }
+        if examples:
+            summary["examples"] = [e._asdict() | {"reason": e.reason.value} for e in self.examples]
+        return summary
+
+    @classmethod
+    def from_json(cls, value: JSONValue) -> IngestReport:
+        """The report a node sent back (`to_json(examples=True)`)."""
+        if not isinstance(value, dict):
+            raise ValueError(f"not an import report: {value!r}")
+        report = cls(int(value.get("accepted", 0)), int(value.get("duplicates", 0)))
+        for reason, count in dict(value.get("rejected") or {}).items():
+            report.rejected[Reason(reason)] = int(count)
+        for example in value.get("examples") or []:
+            report.examples.append(Rejection(**(example | {"reason": Reason(example["reason"])})))
+        return report
 
 
 Progress = Callable[[int], None]  # called with the number of messages handled so far

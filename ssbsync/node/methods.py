@@ -8,6 +8,7 @@ muxrpc's `no <type>:<name>`.
 from __future__ import annotations
 
 import asyncio
+import queue
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_feed_id
 from ssbsync.core.rpc import Request, RpcError
 from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.ingest import IngestReport
 from ssbsync.node.session import CallError, Method
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 # ssb-server 16's anonymous list, for the methods ssbsync serves (§12); secret-stack adds
 # `manifest` (lib/core.js), which ssb-client calls first.
 ANONYMOUS = frozenset({("manifest",), ("createHistoryStream",), ("gossip", "ping")})
+IMPORT_CHUNK = 500  # messages handed to the ingest thread at once
 
 
 def _opts(args: list[Any], *positional: str) -> dict[str, Any]:
@@ -125,6 +128,8 @@ class Methods:
             ),
             ("latest",): _source(lambda _: api.latest()),
             ("links",): _source(lambda a: api.links(_opts(a))),
+            ("createWriteStream",): Method("sink", self._write_stream),
+            ("ssbsync", "import"): Method("duplex", self._import),
             ("gossip", "ping"): Method("duplex", self._ping),
             ("gossip", "connect"): Method("async", self._connect),
             ("gossip", "disconnect"): Method("async", self._disconnect),
@@ -172,6 +177,41 @@ class Methods:
             if not live:
                 return
             await appended.wait()
+
+    async def _write_stream(self, args: list[Any], incoming: AsyncIterator[Any]) -> None:
+        """ssb-db's createWriteStream: messages in, through the one ingest path."""
+        await self._ingest_stream(incoming)
+
+    async def _import(self, args: list[Any], incoming: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """`ssbsync import` through a running node: messages in, then one report out."""
+        report = await self._ingest_stream(incoming)
+        yield report.to_json(examples=True)
+
+    async def _ingest_stream(self, incoming: AsyncIterator[Any]) -> IngestReport:
+        """Feed a stream of messages into ONE ingest call (so out-of-order input still
+        works), handing them to its thread in chunks through a bounded queue."""
+        chunks: queue.Queue[list[Any] | None] = queue.Queue(maxsize=8)
+
+        def values() -> Iterator[Any]:
+            while (chunk := chunks.get()) is not None:
+                yield from chunk
+
+        ingest = asyncio.create_task(
+            asyncio.to_thread(self.api.import_messages, values(), parallel=True)
+        )
+        chunk: list[Any] = []
+        try:
+            async for item in incoming:
+                chunk.append(item)
+                if len(chunk) >= IMPORT_CHUNK:
+                    await asyncio.to_thread(chunks.put, chunk)
+                    chunk = []
+        finally:  # whatever arrived is ingested, even if the caller went away
+            if chunk:
+                await asyncio.to_thread(chunks.put, chunk)
+            await asyncio.to_thread(chunks.put, None)
+            report = await ingest
+        return report
 
     async def _ping(self, args: list[Any], incoming: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """gossip.ping (pull-ping): answer each timestamp the caller sends with ours."""

@@ -228,3 +228,34 @@ def test_bad_history_options_are_refused_cleanly(tmp_path: Path) -> None:
                 assert await ssb.whoami() == {"id": node.id}
 
     run(scenario)
+
+
+def test_import_and_export_go_through_a_running_node(tmp_path: Path) -> None:
+    source, folder = tmp_path / "source", tmp_path / "node"
+    export_file = tmp_path / "all.json"
+
+    async def scenario() -> tuple[int, str, int, str]:
+        async with running(source) as node:
+            for i in range(30):
+                node.api.publish({"type": "post", "text": f"m{i}"})
+            code, text = await _run_cli(source, "export")
+            assert code == 0
+        records = [r for r in text.split("\n\n") if r.strip()]
+        assert len(records) == 30
+        # out of order, with a broken record: one ingest call still takes everything valid
+        damaged = "\n\n".join([*records[15:], "{broken", *records[:15]])
+        export_file.write_text(damaged)
+        async with running(folder) as node:
+            imported = await _run_cli(folder, "import", str(export_file))
+            through_node = await _run_cli(folder, "export")
+            assert (
+                node.api.store.vector_clock().sequence(next(iter(node.api.store.vector_clock())))
+                == 30
+            )
+        return (*imported, *through_node)
+
+    code, summary, export_code, exported = asyncio.run(scenario())
+    assert code == 1, summary  # the broken record is reported
+    assert "30 accepted" in summary and "bad_json" in summary
+    offline = subprocess.run(_cli(folder, "export"), capture_output=True, text=True, timeout=60)
+    assert export_code == 0 and exported == offline.stdout
