@@ -173,7 +173,7 @@ def test_hops_of_a_chain(max_hops: int, expected: dict[FeedId, int]) -> None:
 
 
 def test_hops_of_a_diamond_take_the_shortest_path() -> None:
-    #  ME -> A -> C -> D,  ME -> B -> C,  ME -> D (direct)
+    # ME -> A -> C -> E and ME -> B -> C; then ME -> E directly
     g = FollowGraph([follow(ME, A), follow(ME, B), follow(A, C), follow(B, C), follow(C, E)])
     assert g.hops(ME, 3) == {ME: 0, A: 1, B: 1, C: 2, E: 3}
     g.apply(follow(ME, E))
