@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 # ssb-server 16's anonymous list, for the methods ssbsync serves (§12); secret-stack adds
 # `manifest` (lib/core.js), which ssb-client calls first.
-ANONYMOUS = frozenset({("manifest",), ("createHistoryStream",), ("gossip", "ping")})
+ANONYMOUS = frozenset(
+    {("manifest",), ("createHistoryStream",), ("gossip", "ping"), ("ebt", "replicate")}
+)
 IMPORT_CHUNK = 500  # messages handed to the ingest thread at once
 
 
@@ -93,10 +95,15 @@ class Methods:
             target[name[-1]] = method.type
         return manifest
 
-    def dispatch(self, request: Request, is_master: bool) -> Method | RpcError:
+    def dispatch(
+        self, request: Request, is_master: bool, remote: FeedId | None = None
+    ) -> Method | RpcError:
         name = tuple(request.name)
         if not is_master and name not in ANONYMOUS:
             return RpcError(f"method:{'.'.join(name)} is not in list of allowed methods")
+        if name == ("ebt", "replicate") and request.type == "duplex" and remote is not None:
+            replicator = self.node.replicator
+            return Method("duplex", lambda args, incoming: replicator.serve(remote, args, incoming))
         method = self.table.get(name)
         if method is None or method.type != request.type:
             return RpcError(f"no {request.type}:{','.join(name)}")
@@ -131,6 +138,8 @@ class Methods:
             ("createWriteStream",): Method("sink", self._write_stream),
             ("ssbsync", "import"): Method("duplex", self._import),
             ("gossip", "ping"): Method("duplex", self._ping),
+            ("ebt", "replicate"): Method("duplex", self._no_ebt_locally),
+            ("replicate", "request"): _sync(lambda a: self._replicate(_first(a, "feed id"))),
             ("gossip", "connect"): Method("async", self._connect),
             ("gossip", "disconnect"): Method("async", self._disconnect),
             ("gossip", "peers"): _sync(lambda _: self.node.peers()),
@@ -212,6 +221,19 @@ class Methods:
             await asyncio.to_thread(chunks.put, None)
             report = await ingest
         return report
+
+    async def _no_ebt_locally(
+        self, args: list[Any], incoming: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        raise CallError("ebt.replicate needs a peer: this connection has no identity")
+        yield  # pragma: no cover - makes this an async generator
+
+    def _replicate(self, feed: Any) -> JSONValue:
+        """replicate.request: replicate this feed too (ssb-replicate's master method)."""
+        if not is_feed_id(feed):
+            raise ApiError(f"replicate.request needs a feed id, got {feed!r}")
+        self.node.replicator.want(FeedId(str(feed)))
+        return True
 
     async def _ping(self, args: list[Any], incoming: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """gossip.ping (pull-ping): answer each timestamp the caller sends with ours."""

@@ -23,6 +23,7 @@ from ssbsync.core.refs import FeedId, feed_id
 from ssbsync.node.api import ApiError, NodeAPI
 from ssbsync.node.config import Config, Listener
 from ssbsync.node.methods import Methods
+from ssbsync.node.replication import Replicator
 from ssbsync.node.secure import secure_client, secure_server
 from ssbsync.node.session import RemoteError, RpcSession
 from ssbsync.transport.stream import ByteStream, StreamClosed
@@ -32,6 +33,8 @@ log = logging.getLogger("ssbsync.node")
 
 FIRST_CALL_WAIT = 2.0  # seconds to wait for a new peer's first call before pulling from it
 SHUTDOWN_WAIT = 5.0  # seconds a connection gets to close when the node stops
+EBT_WAIT = 1.0  # after a dialler's first call, how long its ebt.replicate may take to come
+TICK = 1.0  # seconds between EBT timer events
 MAX_CONNECTIONS = 1024  # beyond this, new connections are closed at once
 
 
@@ -62,6 +65,7 @@ class Node:
         self.api = NodeAPI(config.path, hmac_key=config.sign_cap)
         self.id: FeedId = self.api.keys.id
         self.methods = Methods(self)
+        self.replicator = Replicator(self.api)
         self.appended = asyncio.Event()  # replaced after every commit: a broadcast
         self._peers: dict[RpcSession, Peer] = {}
         self._servers: list[asyncio.Server] = []
@@ -89,8 +93,10 @@ class Node:
                     await self._listen(listener)
                 self._write_manifest()
                 log.info("ssbsync %s listening on %s", self.id, ", ".join(self.addresses))
+                ticker = group.create_task(self._tick())
                 self.ready.set()
                 await self._stop.wait()
+                ticker.cancel()
                 await self._close_sessions()
         finally:
             await self._shutdown()
@@ -141,6 +147,13 @@ class Node:
     def _committed(self, heads: dict[FeedId, FeedState]) -> None:
         event, self.appended = self.appended, asyncio.Event()
         event.set()
+        self.replicator.appended(heads)
+
+    async def _tick(self) -> None:
+        """Drive EBT's timers (stalled feeds move to another peer, §7.3)."""
+        while True:
+            await asyncio.sleep(TICK)
+            self.replicator.tick()
 
     # -- connections -----------------------------------------------------------------------
 
@@ -178,7 +191,7 @@ class Node:
             return
         session = RpcSession(
             stream,
-            lambda request: self.methods.dispatch(request, is_master),
+            lambda request: self.methods.dispatch(request, is_master, remote),
             label=remote or "local",
             inactivity_timeout=self.config.inactivity_timeout,
         )
@@ -189,7 +202,7 @@ class Node:
             async with asyncio.TaskGroup() as group:
                 pull = None
                 if remote is not None and remote != self.id:
-                    pull = group.create_task(self._pull_feed(session, remote))
+                    pull = group.create_task(self._replicate(session, remote, outgoing))
                 try:
                     await session.run()
                 finally:
@@ -198,6 +211,28 @@ class Node:
         finally:
             self._peers.pop(session, None)
             peer.gone.set()
+
+    async def _replicate(self, session: RpcSession, remote: FeedId, outgoing: bool) -> None:
+        """EBT with the peer; legacy replication of its own feed when it has none (§6–7).
+
+        The dialler calls ebt.replicate (§7.1): on connections we dialled we call it; on the
+        others we wait a moment for the peer's call.
+        """
+        if outgoing:
+            try:
+                if await self.replicator.call(session, remote):
+                    return
+            except (StreamClosed, RemoteError):
+                return
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_CALL_WAIT + EBT_WAIT):
+                    await session.first_request.wait()
+                    while not self.replicator.has_session(remote) and not session.closed:
+                        await asyncio.sleep(0.05)
+            if self.replicator.has_session(remote) or session.closed:
+                return
+        await self._pull_feed(session, remote)
 
     async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
         """Legacy replication of the peer's own feed (PROTOCOL.md §6).

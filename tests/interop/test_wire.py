@@ -138,10 +138,10 @@ def test_ssbsync_dials_ssb_server(start_refpeer: StartRefPeer, start_ssbsync: St
     assert [m.value["content"]["text"] for m in messages] == list(TEXTS)
 
 
-def test_ssbsync_pulls_ssb_server_feed_when_it_dials(
+def test_ssbsync_replicates_ssb_server_feed_over_ebt_when_it_dials(
     start_refpeer: StartRefPeer, start_ssbsync: StartSsbsync
 ) -> None:
-    """ssbsync calls createHistoryStream for the peer's own feed on every new connection."""
+    """The dialler calls ebt.replicate (PROTOCOL.md §7.1); ssb-server 16 (ssb-ebt 5) answers."""
     ref, ours = start_refpeer(), start_ssbsync()
     published = publish_texts(ref.cli)
 
@@ -156,6 +156,15 @@ def test_ssbsync_pulls_ssb_server_feed_when_it_dials(
     held = ours.cli_stream("hist", "--id", ref.id)
     assert [m["key"] for m in held] == [p["key"] for p in published]
     assert [m["value"] for m in held] == [p["value"] for p in published]
+    assert f"EBT replication with {ref.id} (we called)" in ours.log()
+    # live: a message ssb-server publishes now arrives over the open session
+    ref.cli("publish", "--type", "post", "--text", "live from ssb-server")
+    wait_for(
+        lambda: ours.cli("getVectorClock"),
+        lambda clock: clock.get(ref.id) == len(TEXTS) + 1,
+        "ssbsync to receive ssb-server's new message live",
+        timeout=30,
+    )
 
 
 # -- 2. ssb-server dials ssbsync --------------------------------------------------------------
@@ -177,8 +186,8 @@ def test_ssb_server_dials_ssbsync_and_replicates_our_feed(
         "ssbsync's gossip.peers to show ssb-server's incoming connection",
         timeout=10,
     )
-    # ssb-server's ebt.replicate is refused, so it falls back to legacy replication, and pulls
-    # the feeds it wants once we have called createHistoryStream on it (PROTOCOL.md §6).
+    # ssb-server calls ebt.replicate on us ({version: 3}, PROTOCOL.md §7.1); we speak first,
+    # it asks for our feed, we send it.
     wait_for(
         lambda: ref.cli("getVectorClock"),
         lambda clock: clock.get(ours.id) == len(TEXTS),
@@ -188,6 +197,15 @@ def test_ssb_server_dials_ssbsync_and_replicates_our_feed(
     held = ref.cli_stream("hist", "--id", ours.id)
     assert [m["key"] for m in held] == [p["key"] for p in published]
     assert [m["value"]["content"]["text"] for m in held] == list(TEXTS)
+    assert f"EBT replication with {ref.id} (it called)" in ours.log()
+    # live: our next message reaches ssb-server over the open session
+    ours.cli("publish", "--type", "post", "--text", "live from ssbsync")
+    wait_for(
+        lambda: ref.cli("getVectorClock"),
+        lambda clock: clock.get(ours.id) == len(TEXTS) + 1,
+        "ssb-server to receive our new message live",
+        timeout=30,
+    )
 
 
 # -- 3. the JS ssb-client ---------------------------------------------------------------------

@@ -259,3 +259,40 @@ def test_import_and_export_go_through_a_running_node(tmp_path: Path) -> None:
     assert "30 accepted" in summary and "bad_json" in summary
     offline = subprocess.run(_cli(folder, "export"), capture_output=True, text=True, timeout=60)
     assert export_code == 0 and exported == offline.stdout
+
+
+def test_two_nodes_replicate_over_ebt(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            for i in range(5):
+                a.api.publish({"type": "post", "text": f"a{i}"})
+            await b.connect(tcp_address(a))
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 5)
+            assert b.replicator.has_session(a.id) and a.replicator.has_session(b.id)
+            b.api.publish({"type": "post", "text": "from b"})  # b's feed flows back live
+            await until(lambda: a.api.store.vector_clock().sequence(b.id) == 1)
+
+    run(scenario)
+
+
+def test_ebt_refuses_bad_notes_and_forged_messages(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as node:
+            stranger = Keypair.from_seed(b"\x33" * 32)
+            forged = message.create(stranger, None, {"type": "post", "text": "x"}, 1).value
+            forged["content"] = {"type": "post", "text": "changed after signing"}
+            key = node.config.network_key
+            for bad in ([1, 2], forged):
+                async with await Client.connect(tcp_address(node), stranger, key, 10, {}) as ssb:
+                    duplex = await ssb.session.duplex(["ebt", "replicate"], {"version": 3})
+                    first = await anext(aiter(duplex.incoming))  # the callee speaks first
+                    assert isinstance(first, dict)
+                    await duplex.send(bad)
+                    await asyncio.sleep(0.5)
+            assert node.api.store.vector_clock().sequence(stranger.id) == 0
+            async with await Client.connect(tcp_address(node), stranger, key, 10, {}) as ssb:
+                with pytest.raises(RemoteError, match="version: 3"):
+                    duplex = await ssb.session.duplex(["ebt", "replicate"], {"version": 1})
+                    await anext(aiter(duplex.incoming))
+
+    run(scenario)

@@ -1,0 +1,206 @@
+"""EBT replication on a running node: `ebt.replicate` in both roles (PROTOCOL.md §7).
+
+`ssbsync.core.ebt.EbtState` decides everything; this module feeds it events (stream items,
+commits, a timer) and carries out its actions: notes and messages go out through one outbox
+per peer, messages are read from the store only when they are sent (memory stays flat
+whatever the feed size), and received messages go through the one ingest path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ssbsync.core.clock import encode_note, notes_from_json
+from ssbsync.core.ebt import (
+    Action,
+    EbtState,
+    Event,
+    MessageAppended,
+    MessageReceived,
+    MessageRejected,
+    NotesReceived,
+    PeerConnected,
+    PeerDisconnected,
+    SendMessages,
+    SendNotes,
+    StorePeerClock,
+    Tick,
+    WantFeed,
+)
+from ssbsync.core.errors import Reason, RemoteProtocolError
+from ssbsync.core.jsonv8 import RawJSON
+from ssbsync.core.message import FeedState
+from ssbsync.core.refs import FeedId, is_feed_id
+from ssbsync.node.api import NodeAPI
+from ssbsync.node.session import CallError, RemoteError, RpcSession
+from ssbsync.node.store import Range
+from ssbsync.transport.stream import StreamClosed
+
+log = logging.getLogger("ssbsync.ebt")
+
+FATAL = frozenset({Reason.FORK, Reason.BAD_SIGNATURE})  # what makes EBT block a feed (§5.7)
+_CLOSED = object()
+
+
+def is_message(item: object) -> bool:
+    """ssb-ebt's `isMsg`: an integer sequence > 0, a string author, truthy content (§7.2)."""
+    if not isinstance(item, dict):
+        return False
+    sequence = item.get("sequence")
+    return (
+        type(sequence) is int
+        and sequence > 0
+        and isinstance(item.get("author"), str)
+        and bool(item.get("content"))
+    )
+
+
+def check_args(args: list[Any]) -> None:
+    """ssb-ebt 5 accepts version 2 or 3; ssbsync speaks version 3 (and format classic)."""
+    opts = args[0] if args and isinstance(args[0], dict) else {}
+    if opts.get("version") != 3 or opts.get("format", "classic") != "classic":
+        raise CallError("expected ebt.replicate({version: 3})")
+
+
+class Replicator:
+    """One EbtState for the node, one outbox per connected EBT peer."""
+
+    def __init__(self, api: NodeAPI, clock: Callable[[], float] = time.monotonic) -> None:
+        self.api = api
+        self._clock = clock
+        self.state = EbtState(api.store.vector_clock())
+        self._outboxes: dict[FeedId, asyncio.Queue[object]] = {}
+        self._peer_clocks: dict[FeedId, dict[FeedId, int]] = {}
+        for feed in {api.keys.id, *self.state.clock}:
+            self.want(feed)
+
+    # -- events in -------------------------------------------------------------------------
+
+    def want(self, feed: FeedId) -> None:
+        self._run(WantFeed(feed))
+
+    def appended(self, heads: dict[FeedId, FeedState]) -> None:
+        now = self._clock()
+        for feed, head in heads.items():
+            self._run(MessageAppended(feed, head.sequence, now))
+
+    def tick(self) -> None:
+        self._run(Tick(self._clock()))
+
+    def has_session(self, peer: FeedId) -> bool:
+        return peer in self._outboxes
+
+    def _run(self, event: Event) -> None:
+        for action in self.state.handle(event):
+            self._do(action)
+
+    def _do(self, action: Action) -> None:
+        if isinstance(action, StorePeerClock):
+            self._peer_clocks[action.peer] = action.clock
+            return
+        outbox = self._outboxes.get(action.peer)
+        if outbox is None:
+            return
+        if isinstance(action, SendNotes):
+            outbox.put_nowait({feed: encode_note(note) for feed, note in action.notes.items()})
+        elif isinstance(action, SendMessages):
+            outbox.put_nowait(action)  # read from the store when it is its turn to go out
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def _open(self, peer: FeedId, is_client: bool) -> asyncio.Queue[object]:
+        if peer in self._outboxes:
+            raise CallError(f"already replicating with {peer}")
+        outbox: asyncio.Queue[object] = asyncio.Queue()
+        self._outboxes[peer] = outbox
+        log.info("EBT replication with %s (%s)", peer, "we called" if is_client else "it called")
+        self.want(peer)
+        stored = self._peer_clocks.get(peer)
+        self._run(PeerConnected(peer, self._clock(), is_client, stored))
+        return outbox
+
+    def _close(self, peer: FeedId) -> None:
+        outbox = self._outboxes.pop(peer, None)
+        if outbox is not None:
+            outbox.put_nowait(_CLOSED)
+            self._run(PeerDisconnected(peer))
+
+    async def _outgoing(self, outbox: asyncio.Queue[object]) -> AsyncIterator[object]:
+        while (item := await outbox.get()) is not _CLOSED:
+            if isinstance(item, SendMessages):
+                window = Range(gte=item.from_seq, lte=item.to_seq)
+                for row in self.api.store.history(item.feed, window):
+                    yield RawJSON(row.value_json)
+            else:
+                yield item
+
+    async def _incoming(self, peer: FeedId, items: AsyncIterator[Any]) -> None:
+        async for item in items:
+            if is_message(item):
+                await self._receive(peer, item)
+            else:
+                try:
+                    notes = notes_from_json(item)
+                except RemoteProtocolError as err:
+                    raise CallError(f"bad EBT notes from {peer}: {err.detail}") from None
+                self._run(NotesReceived(peer, notes, self._clock()))
+
+    async def _receive(self, peer: FeedId, message: dict[str, Any]) -> None:
+        author, sequence = message["author"], message["sequence"]
+        if not is_feed_id(author):
+            return
+        feed = FeedId(author)
+        self._run(MessageReceived(peer, feed, sequence, self._clock()))
+        report = await asyncio.to_thread(self.api.import_messages, [message])
+        if report.rejected_total:
+            fatal = any(reason in FATAL for reason in report.rejected)
+            self._run(MessageRejected(peer, feed, sequence, fatal))
+
+    async def serve(
+        self, peer: FeedId, args: list[Any], incoming: AsyncIterator[Any]
+    ) -> AsyncIterator[object]:
+        """The callee's side: the duplex handler of `ebt.replicate`."""
+        check_args(args)
+        outbox = self._open(peer, is_client=False)
+        reader = asyncio.create_task(self._incoming(peer, incoming))
+        reader.add_done_callback(lambda _: self._close(peer))
+        try:
+            async for item in self._outgoing(outbox):
+                yield item
+        finally:
+            self._close(peer)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RemoteError, CallError):
+                await reader
+
+    async def call(self, session: RpcSession, peer: FeedId) -> bool:
+        """The caller's side, on a connection we dialled; False if the peer has no EBT."""
+        duplex = await session.duplex(["ebt", "replicate"], {"version": 3})
+        incoming = aiter(duplex.incoming)
+        try:
+            first = await anext(incoming)  # the callee speaks first (§7.3)
+        except (RemoteError, StopAsyncIteration) as err:
+            log.info("%s has no EBT (%s): legacy replication", peer, err)
+            return False
+        outbox = self._open(peer, is_client=True)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._incoming(peer, _prepend(first, incoming)))
+                async for item in self._outgoing(outbox):
+                    await duplex.send(item)
+        except* (RemoteError, StreamClosed, CallError) as errors:
+            log.info("EBT with %s ended: %s", peer, errors.exceptions[0])
+        finally:
+            self._close(peer)
+        return True
+
+
+async def _prepend(first: object, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item
