@@ -44,6 +44,7 @@ class Config:
     listeners: tuple[Listener, ...]
     masters: tuple[FeedId, ...] = ()
     log_level: str = "notice"
+    friends_hops: int = 2  # friends.hops: replicate feeds this far in the follow graph
     handshake_timeout: float = 5.0  # timers.handshake, ms in the file
     inactivity_timeout: float = 600.0  # timers.inactivity
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -156,6 +157,9 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
     if level not in LOG_LEVELS:
         raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     timers = raw.get("timers") or {}
+    hops = (raw.get("friends") or {}).get("hops", 2)
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ConfigError(f"friends.hops must be a whole number >= 0, got {hops!r}")
     return Config(
         path=path,
         network_key=_key32(caps.get("shs", MAIN_CAPS_SHS), "caps.shs"),
@@ -163,6 +167,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         listeners=_listeners(raw, port, host),
         masters=tuple(FeedId(m) for m in masters),
         log_level=level,
+        friends_hops=hops,
         handshake_timeout=_millis(timers.get("handshake", 5000), "timers.handshake"),
         inactivity_timeout=_millis(timers.get("inactivity", 600_000), "timers.inactivity"),
         raw=raw,

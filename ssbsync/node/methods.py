@@ -140,6 +140,9 @@ class Methods:
             ("gossip", "ping"): Method("duplex", self._ping),
             ("ebt", "replicate"): Method("duplex", self._no_ebt_locally),
             ("replicate", "request"): _sync(lambda a: self._replicate(_first(a, "feed id"))),
+            ("friends", "hops"): _sync(lambda a: self._hops(_opts(a, "start", "max"))),
+            ("friends", "isFollowing"): _sync(lambda a: self._edge("is_following", a)),
+            ("friends", "isBlocking"): _sync(lambda a: self._edge("is_blocking", a)),
             ("gossip", "connect"): Method("async", self._connect),
             ("gossip", "disconnect"): Method("async", self._disconnect),
             ("gossip", "peers"): _sync(lambda _: self.node.peers()),
@@ -234,6 +237,24 @@ class Methods:
             raise ApiError(f"replicate.request needs a feed id, got {feed!r}")
         self.node.replicator.want(FeedId(str(feed)))
         return True
+
+    def _hops(self, opts: dict[str, Any]) -> JSONValue:
+        """friends.hops({start?, max?}): {feed: hops} (negative: blocked or unfollowed)."""
+        start, limit = opts.get("start"), opts.get("max")
+        if start is not None and not is_feed_id(start):
+            raise ApiError(f"friends.hops: start must be a feed id, got {start!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ApiError(f"friends.hops: max must be a whole number, got {limit!r}")
+        return self.node.social.hops(FeedId(start) if start else None, limit)
+
+    def _edge(self, test: str, args: list[Any]) -> JSONValue:
+        """friends.isFollowing / isBlocking({source, dest})."""
+        opts = _opts(args, "source", "dest")
+        source, dest = opts.get("source"), opts.get("dest")
+        if not (is_feed_id(source) and is_feed_id(dest)):
+            raise ApiError("friends: source and dest must be feed ids")
+        check = getattr(self.node.social.graph, test)
+        return bool(check(FeedId(str(source)), FeedId(str(dest))))
 
     async def _ping(self, args: list[Any], incoming: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """gossip.ping (pull-ping): answer each timestamp the caller sends with ours."""

@@ -18,6 +18,7 @@ from typing import Any
 from ssbsync.core.clock import encode_note, notes_from_json
 from ssbsync.core.ebt import (
     Action,
+    BlockFeed,
     EbtState,
     Event,
     MessageAppended,
@@ -83,6 +84,10 @@ class Replicator:
 
     def want(self, feed: FeedId) -> None:
         self._run(WantFeed(feed))
+
+    def block(self, feed: FeedId) -> None:
+        """Never replicate `feed` again (we block it)."""
+        self._run(BlockFeed(feed))
 
     def appended(self, heads: dict[FeedId, FeedState]) -> None:
         now = self._clock()

@@ -26,6 +26,7 @@ from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
 from ssbsync.node.secure import secure_client, secure_server
 from ssbsync.node.session import RemoteError, RpcSession
+from ssbsync.node.social import SocialGraph
 from ssbsync.transport.stream import ByteStream, StreamClosed
 from ssbsync.transport.tcp import connect_tcp, connect_unix, serve_tcp, serve_unix
 
@@ -66,6 +67,7 @@ class Node:
         self.id: FeedId = self.api.keys.id
         self.methods = Methods(self)
         self.replicator = Replicator(self.api)
+        self.social = SocialGraph(self.api, self.id, config.friends_hops)
         self.appended = asyncio.Event()  # replaced after every commit: a broadcast
         self._peers: dict[RpcSession, Peer] = {}
         self._servers: list[asyncio.Server] = []
@@ -74,6 +76,7 @@ class Node:
         self.ready = asyncio.Event()
         self.addresses: list[str] = []
         self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
+        self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -148,6 +151,16 @@ class Node:
         event, self.appended = self.appended, asyncio.Event()
         event.set()
         self.replicator.appended(heads)
+        self._follow_graph_changed(*self.social.refresh())
+
+    def _follow_graph_changed(self, wanted: set[FeedId], blocked: set[FeedId]) -> None:
+        for feed in wanted - {self.id}:
+            self.replicator.want(feed)
+        for feed in blocked:
+            self.replicator.block(feed)
+        for peer in self._peers.values():  # a peer we now block is dropped
+            if peer.id in blocked and self._group is not None:
+                self._group.create_task(peer.session.close())
 
     async def _tick(self) -> None:
         """Drive EBT's timers (stalled feeds move to another peer, §7.3)."""
@@ -167,7 +180,8 @@ class Node:
                 stream,
                 self.config.network_key,
                 self.api.keys,
-                authorize=lambda public: True,
+                # ssb-friends refuses peers we block at the handshake (no msg4, §2).
+                authorize=lambda public: feed_id(public) not in self.social.blocked,
                 timeout=self.config.handshake_timeout,
             )
         except StreamClosed as err:

@@ -63,6 +63,7 @@ def test_ssb_config_shape_and_overrides(tmp_path: Path) -> None:
         ({"master": ["@nope"]}, "master"),
         ({"logging": {"level": "loud"}}, "logging.level"),
         ({"timers": {"inactivity": -1}}, "timers.inactivity"),
+        ({"friends": {"hops": -1}}, "friends.hops"),
         ({"connections": {"incoming": {"net": [{"transform": "tls"}]}}}, "transform"),
         ({"connections": {"incoming": {"net": {"port": 1}}}}, "connections.incoming.net"),
         ("{not json", "not readable JSON"),

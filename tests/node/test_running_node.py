@@ -296,3 +296,32 @@ def test_ebt_refuses_bad_notes_and_forged_messages(tmp_path: Path) -> None:
                     await anext(aiter(duplex.incoming))
 
     run(scenario)
+
+
+def test_follows_decide_what_flows_and_blocked_peers_are_refused(tmp_path: Path) -> None:
+    """c follows a; b is connected to both and holds a's feed; c gets it from b (hops 1),
+    answers friends.*, and once c blocks b, b's handshake is refused."""
+
+    async def scenario() -> None:
+        async with (
+            running(tmp_path / "a") as a,
+            running(tmp_path / "b") as b,
+            running(tmp_path / "c") as c,
+        ):
+            a.api.publish({"type": "post", "text": "from a"})
+            await b.connect(tcp_address(a))
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 1)
+            c.api.publish({"type": "contact", "contact": a.id, "following": True})
+            await c.connect(tcp_address(b))
+            await until(lambda: c.api.store.vector_clock().sequence(a.id) == 1)
+            async with await Client.connect_local(c.config.socket_path) as ssb:
+                hops = await ssb.friends.hops()
+                assert hops[c.id] == 0 and hops[a.id] == 1
+                assert await ssb.friends.isFollowing({"source": c.id, "dest": a.id}) is True
+                assert await ssb.friends.isBlocking({"source": c.id, "dest": b.id}) is False
+            c.api.publish({"type": "contact", "contact": b.id, "blocking": True})
+            await until(lambda: not c.peers())  # the blocked peer is dropped
+            with pytest.raises(Exception, match=r"hung up|handshake"):
+                await Client.connect(tcp_address(c), b.api.keys, c.config.network_key, 5, {})
+
+    run(scenario)
