@@ -31,12 +31,17 @@ from ssbsync.node.session import RemoteError
 from ssbsync.node.store import StoreError
 
 # Commands only a running node can answer.
-NODE_COMMANDS = {"gossip.connect", "gossip.disconnect", "gossip.peers", "status", "manifest"}
+NODE_COMMANDS = {
+    "gossip.connect", "gossip.disconnect", "gossip.peers", "status", "manifest", "progress",
+    "replicate.request", "friends.hops", "friends.isFollowing", "friends.isBlocking",
+}  # fmt: skip
 
 OWN_COMMANDS = {
     "start [--logging.level=info] [--port N]": "run the node until Ctrl-C or SIGTERM",
     "gossip.connect ADDR": "connect the running node to a peer (net:HOST:PORT~shs:KEY)",
     "gossip.peers | status | manifest": "ask the running node",
+    "replicate.request FEED": "replicate this feed too (running node)",
+    "friends.hops | friends.isFollowing": "the follow graph (running node)",
     "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",
     "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
     "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
@@ -65,7 +70,7 @@ def _usage(out: TextIO) -> None:
         out.write(f"  {command.usage}\n")
     out.write("\nssbsync commands:\n")
     for usage, what in OWN_COMMANDS.items():
-        out.write(f"  {usage:<22} {what}\n")
+        out.write(f"  {usage:<40} {what}\n")
     out.write("\nThe data folder is --path, else $SSBSYNC_PATH, else ~/.ssbsync.\n")
 
 
