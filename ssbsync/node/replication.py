@@ -78,21 +78,26 @@ class Replicator:
         self.state = EbtState(api.store.vector_clock())
         self._outboxes: dict[FeedId, asyncio.Queue[object]] = {}
         self._peer_clocks: dict[FeedId, dict[FeedId, int]] = {}
+        self._wanted: set[FeedId] = set()
         for feed in {api.keys.id, *self.state.clock}:
             self.want(feed)
 
     # -- events in -------------------------------------------------------------------------
 
     def want(self, feed: FeedId) -> None:
-        self._run(WantFeed(feed))
+        if feed not in self._wanted:
+            self._wanted.add(feed)
+            self._run(WantFeed(feed))
 
     def block(self, feed: FeedId) -> None:
         """Never replicate `feed` again (we block it)."""
         self._run(BlockFeed(feed))
 
     def appended(self, heads: dict[FeedId, FeedState]) -> None:
+        """Our store grew. A feed we hold is a feed we replicate (and serve), however it came."""
         now = self._clock()
         for feed, head in heads.items():
+            self.want(feed)
             self._run(MessageAppended(feed, head.sequence, now))
 
     def tick(self) -> None:

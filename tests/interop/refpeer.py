@@ -284,6 +284,26 @@ class RefPeer:
 
 
 JS_CLIENT = Path(__file__).resolve().parent / "js" / "client.js"
+JS_FEED = Path(__file__).resolve().parent / "js" / "feed.js"
+
+
+def feed_refpeer(installation: Installation, peer: RefPeer, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run js/feed.js on a running RefPeer: `add` a JSON-lines file, replicate.request feeds."""
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("ssb_")}
+    env.update(NODE_PATH=str(installation.node_modules), HOME=str(peer.folder))
+    done = subprocess.run(
+        [installation.node, str(JS_FEED), str(peer.folder), json.dumps(spec)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=75,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RefPeerError(f"feed.js: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
 
 
 def run_js_client(installation: Installation, spec: dict[str, Any], home: Path) -> dict[str, Any]:
