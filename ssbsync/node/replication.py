@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from ssbsync.core.clock import encode_note, notes_from_json
@@ -113,6 +116,7 @@ class Replicator:
     def _do(self, action: Action) -> None:
         if isinstance(action, StorePeerClock):
             self._peer_clocks[action.peer] = action.clock
+            self._save_peer_clock(action.peer, action.clock)
             return
         outbox = self._outboxes.get(action.peer)
         if outbox is None:
@@ -131,9 +135,38 @@ class Replicator:
         self._outboxes[peer] = outbox
         log.info("EBT replication with %s (%s)", peer, "we called" if is_client else "it called")
         self.want(peer)
-        stored = self._peer_clocks.get(peer)
+        stored = self._peer_clocks.get(peer) or self._load_peer_clock(peer)
         self._run(PeerConnected(peer, self._clock(), is_client, stored))
         return outbox
+
+    # -- what each peer had, across restarts (ssb-ebt keeps these in ~/.ssb/ebt/) -----------
+
+    def _clock_file(self, peer: FeedId) -> Path:
+        name = peer[1:45].replace("/", "_").replace("+", "-")
+        return self.api.folder / "ebt" / f"{name}.json"
+
+    def _save_peer_clock(self, peer: FeedId, clock: dict[FeedId, int]) -> None:
+        file = self._clock_file(peer)
+        try:
+            file.parent.mkdir(exist_ok=True)
+            temporary = file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(clock), encoding="utf-8")
+            os.replace(temporary, file)
+        except OSError as err:  # only an optimisation: the next session sends full notes
+            log.warning("cannot keep %s's EBT clock: %s", peer, err)
+
+    def _load_peer_clock(self, peer: FeedId) -> dict[FeedId, int] | None:
+        try:
+            stored = json.loads(self._clock_file(peer).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stored, dict):
+            return None
+        return {
+            FeedId(feed): seq
+            for feed, seq in stored.items()
+            if is_feed_id(feed) and type(seq) is int and seq >= -1
+        }
 
     def _close(self, peer: FeedId) -> None:
         outbox = self._outboxes.pop(peer, None)

@@ -325,3 +325,23 @@ def test_follows_decide_what_flows_and_blocked_peers_are_refused(tmp_path: Path)
                 await Client.connect(tcp_address(c), b.api.keys, c.config.network_key, 5, {})
 
     run(scenario)
+
+
+def test_ebt_keeps_each_peers_clock_across_sessions(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            for i in range(3):
+                a.api.publish({"type": "post", "text": f"a{i}"})
+            await b.connect(tcp_address(a))
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 3)
+            await b.disconnect(tcp_address(a))
+            await until(lambda: not b.peers())
+        stored = list((tmp_path / "b" / "ebt").glob("*.json"))
+        assert len(stored) == 1
+        assert json.loads(stored[0].read_text())[a.id] == 3
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.publish({"type": "post", "text": "after the restart"})
+            await b.connect(tcp_address(a))
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 4)
+
+    run(scenario)
