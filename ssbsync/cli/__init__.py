@@ -19,6 +19,7 @@ from ssbsync.cli.running import (
     import_through_node,
     node_is_running,
     run_start,
+    run_sync,
 )
 from ssbsync.cli.transfer import run_export, run_import
 from ssbsync.core import jsonv8
@@ -39,6 +40,7 @@ NODE_COMMANDS = {
 OWN_COMMANDS = {
     "start [--logging.level=info] [--port N]": "run the node until Ctrl-C or SIGTERM",
     "gossip.connect ADDR": "connect the running node to a peer (net:HOST:PORT~shs:KEY)",
+    "sync ADDR [--timeout S]": "replicate with a peer until nothing is outstanding, then exit",
     "gossip.peers | status | manifest": "ask the running node",
     "replicate.request FEED": "replicate this feed too (running node)",
     "friends.hops | friends.isFollowing": "the follow graph (running node)",
@@ -93,6 +95,14 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     name, rest = argv[0], argv[1:]
     if name == "start":
         return run_start(folder, parse_args(rest)[1])
+    if name == "sync":
+        positional, options = parse_args(rest)
+        if len(positional) != 1:
+            raise ApiError("usage: ssbsync sync ADDRESS [--timeout SECONDS]")
+        timeout = options.get("timeout", 600)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ApiError(f"--timeout must be a number of seconds, got {timeout!r}")
+        return run_sync(folder, str(positional[0]), float(timeout), out)
     if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
         with _offline_api(folder) as api:
             keys = identity.import_secret(

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,6 +68,63 @@ async def _connect(folder: Path) -> Client | None:
         return await Client.connect_local(socket)
     except (StreamClosed, OSError, RemoteError):
         return None  # a stale socket: no node is running
+
+
+def run_sync(folder: Path, address: str, timeout: float, out: TextIO) -> int:
+    """`ssbsync sync ADDR`: connect, replicate until nothing is outstanding, exit.
+
+    Through the running node if there is one; else a node that only dials runs for the
+    sync. Exit 0 when complete, 1 if `timeout` seconds passed first.
+    """
+    return asyncio.run(_sync(folder, address, timeout, out))
+
+
+async def _sync(folder: Path, address: str, timeout: float, out: TextIO) -> int:
+    client = await _connect(folder)
+    if client is not None:
+        async with client:
+            peer = str((await client.session.call(["gossip", "connect"], address))["id"])  # type: ignore[index]
+
+            async def complete() -> bool:
+                progress = await client.session.call("progress")
+                state = (
+                    progress.get("replication", {}).get(peer)
+                    if isinstance(progress, dict)
+                    else None
+                )
+                return bool(state and state.get("complete"))
+
+            done = await _wait(complete, timeout)
+            clock = await client.session.call("getVectorClock")
+    else:
+        node = Node(node_config.load(folder), listen=False)
+        running = asyncio.create_task(node.run())
+        try:
+            await node.ready.wait()
+            peer = await node.connect(address)
+
+            async def complete() -> bool:
+                return node.replicator.is_complete(peer)
+
+            done = await _wait(complete, timeout)
+            clock = node.api.get_vector_clock()
+        finally:
+            node.stop()
+            await running
+    state = "complete" if done else f"NOT complete after {timeout:g} s"
+    feeds = len(clock) if isinstance(clock, dict) else 0
+    messages = sum(clock.values()) if isinstance(clock, dict) else 0
+    out.write(f"replication with {peer} {state}: we hold {messages} messages of {feeds} feeds\n")
+    return 0 if done else 1
+
+
+async def _wait(complete: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await complete():
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 def node_is_running(folder: Path) -> bool:

@@ -180,6 +180,7 @@ class _Peer:
     our_notes: dict[FeedId, Note] = field(default_factory=dict)  # our last note per feed
     progress: dict[FeedId, float] = field(default_factory=dict)  # last useful delivery / ask
     stalled: dict[FeedId, None] = field(default_factory=dict)  # stalled while source; ordered
+    heard: bool = False  # its notes have arrived at least once
 
 
 class EbtState:
@@ -210,6 +211,26 @@ class EbtState:
 
     def peers(self) -> list[FeedId]:
         return list(self._peers)
+
+    def outstanding(self, peer: FeedId) -> dict[FeedId, tuple[int, int]] | None:
+        """Feeds where we and `peer` still differ: {feed: (our sequence, its sequence)}.
+
+        None until the peer's notes have arrived (nothing can be said yet); {} once it has,
+        or was sent, everything of ours it asked for and we have everything it offered.
+        """
+        state = self._peers.get(peer)
+        if state is None or not state.heard:
+            return None
+        result: dict[FeedId, tuple[int, int]] = {}
+        for feed in self._wanted:
+            claim = state.claims.get(feed, -1)
+            if claim < 0 or not self._shared(feed, peer):
+                continue
+            ours = self._local(feed)
+            theirs = max(claim, state.sent_upto.get(feed, 0))
+            if ours < claim or (state.wants.get(feed, False) and theirs < ours):
+                result[feed] = (ours, theirs)
+        return result
 
     def next_deadline(self) -> float | None:
         """When a `Tick` may next switch a stalled feed (None: no source owes us anything)."""
@@ -390,6 +411,7 @@ class EbtState:
     def _on_notes(self, ev: NotesReceived) -> None:
         peer = ev.peer
         state = self._get(peer)
+        state.heard = True
         if not state.started:
             self._start(peer)
         for feed, note in ev.notes.items():

@@ -82,6 +82,7 @@ class Replicator:
         self._outboxes: dict[FeedId, asyncio.Queue[object]] = {}
         self._peer_clocks: dict[FeedId, dict[FeedId, int]] = {}
         self._wanted: set[FeedId] = set()
+        self._complete: set[FeedId] = set()  # peers with nothing outstanding at the last tick
         for feed in {api.keys.id, *self.state.clock}:
             self.want(feed)
 
@@ -105,6 +106,26 @@ class Replicator:
 
     def tick(self) -> None:
         self._run(Tick(self._clock()))
+        for peer in self._outboxes:
+            complete = self.state.outstanding(peer) == {}
+            if complete and peer not in self._complete:
+                log.info("replication with %s complete", peer)
+            (self._complete.add if complete else self._complete.discard)(peer)
+
+    def is_complete(self, peer: FeedId) -> bool:
+        """Nothing outstanding either way with `peer` (as of the last tick)."""
+        return peer in self._complete
+
+    def progress(self) -> dict[str, Any]:
+        """Per connected EBT peer: complete or not, and the feeds still outstanding."""
+        report: dict[str, Any] = {}
+        for peer in self._outboxes:
+            left = self.state.outstanding(peer)
+            report[peer] = {
+                "complete": left == {},
+                "outstanding": {f: {"ours": a, "theirs": b} for f, (a, b) in (left or {}).items()},
+            }
+        return report
 
     def has_session(self, peer: FeedId) -> bool:
         return peer in self._outboxes
@@ -170,6 +191,7 @@ class Replicator:
 
     def _close(self, peer: FeedId) -> None:
         outbox = self._outboxes.pop(peer, None)
+        self._complete.discard(peer)
         if outbox is not None:
             outbox.put_nowait(_CLOSED)
             self._run(PeerDisconnected(peer))

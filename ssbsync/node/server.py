@@ -61,7 +61,7 @@ class Peer:
 
 
 class Node:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, listen: bool = True) -> None:
         self.config = config
         self.api = NodeAPI(config.path, hmac_key=config.sign_cap)
         self.id: FeedId = self.api.keys.id
@@ -76,6 +76,7 @@ class Node:
         self.ready = asyncio.Event()
         self.addresses: list[str] = []
         self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
+        self._listen = listen  # False: a node that only dials (`ssbsync sync`)
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -92,9 +93,10 @@ class Node:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                for listener in self.config.listeners:
-                    await self._listen(listener)
-                self._write_manifest()
+                for listener in self.config.listeners if self._listen else ():
+                    await self._start_listener(listener)
+                if self._listen:
+                    self._write_manifest()
                 log.info("ssbsync %s listening on %s", self.id, ", ".join(self.addresses))
                 ticker = group.create_task(self._tick())
                 self.ready.set()
@@ -124,11 +126,12 @@ class Node:
                 async with asyncio.timeout(5):
                     await server.wait_closed()
         self.api.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.config.socket_path.unlink()
+        if self._listen:
+            with contextlib.suppress(FileNotFoundError):
+                self.config.socket_path.unlink()
         log.info("ssbsync stopped")
 
-    async def _listen(self, listener: Listener) -> None:
+    async def _start_listener(self, listener: Listener) -> None:
         if listener.kind == "unix":
             path = self.config.socket_path
             self._servers.append(await serve_unix(path, self._accept_local))
@@ -334,9 +337,13 @@ class Node:
             "peers": self.peers(),
             "feeds": len(clock),
             "messages": sum(clock.values()),
+            "replication": self.replicator.progress(),
         }
 
     def progress(self) -> JSONValue:
         # ssbsync indexes as it commits, so nothing lags (ssb-db's shape: start/current/target).
         total = sum(self.api.store.vector_clock().values())
-        return {"indexes": {"start": total, "current": total, "target": total}}
+        return {
+            "indexes": {"start": total, "current": total, "target": total},
+            "replication": self.replicator.progress(),
+        }

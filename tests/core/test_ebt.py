@@ -365,3 +365,30 @@ def test_simulation_only_stallers_and_liars_as_bridges_cannot_cheat_convergence(
     # a staller and a liar are the only peers of one honest node until the final ring
     outcome = run_scenario(3, honest=4, bad=("staller", "liar"), authors=1, churn_until=10.0)
     assert outcome.settle_time is not None
+
+
+def test_outstanding_says_what_is_left_with_a_peer() -> None:
+    from ssbsync.core.clock import Note
+    from ssbsync.core.ebt import (
+        EbtState,
+        MessageAppended,
+        NotesReceived,
+        PeerConnected,
+        SendMessages,
+        WantFeed,
+    )
+    from ssbsync.core.keys import Keypair
+
+    me, peer, other = (Keypair.from_seed(bytes([i]) * 32).id for i in (1, 2, 3))
+    state = EbtState({me: 3})
+    for feed in (me, other):
+        state.handle(WantFeed(feed))
+    state.handle(PeerConnected(peer, 0.0, is_client=False))
+    assert state.outstanding(peer) is None  # nothing heard yet
+    actions = state.handle(
+        NotesReceived(peer, {me: Note(True, 1, True), other: Note(True, 2, True)}, 1.0)
+    )
+    assert state.outstanding(peer) == {other: (0, 2)}  # it has 2 of `other`; we have none
+    assert any(isinstance(a, SendMessages) and a.feed == me for a in actions)  # ours: sent
+    state.handle(MessageAppended(other, 2, 2.0))
+    assert state.outstanding(peer) == {}

@@ -345,3 +345,22 @@ def test_ebt_keeps_each_peers_clock_across_sessions(tmp_path: Path) -> None:
             await until(lambda: b.api.store.vector_clock().sequence(a.id) == 4)
 
     run(scenario)
+
+
+def test_sync_replicates_until_complete_and_exits(tmp_path: Path) -> None:
+    """`ssbsync sync ADDR` with no node running (it dials only), then through a running one."""
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a:
+            for i in range(40):
+                a.api.publish({"type": "post", "text": f"a{i}"})
+            code, out = await _run_cli(tmp_path / "boat", "sync", tcp_address(a), "--timeout", "30")
+            assert code == 0 and "complete: we hold 40 messages of 1 feeds" in out, out
+            assert not (tmp_path / "boat" / "socket").exists()  # it listened nowhere
+            a.api.publish({"type": "post", "text": "one more"})
+            async with running(tmp_path / "boat") as boat:
+                code, out = await _run_cli(boat.config.path, "sync", tcp_address(a))
+                assert code == 0 and "complete: we hold 41 messages" in out, out
+                assert a.id in [p["key"] for p in boat.peers()]  # type: ignore[index]
+
+    run(scenario)
