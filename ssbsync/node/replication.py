@@ -275,7 +275,8 @@ class Replicator:
         outbox = self._open(peer, is_client=True)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._incoming(peer, _prepend(first, incoming)))
+                reader = group.create_task(self._incoming(peer, _prepend(first, incoming)))
+                reader.add_done_callback(lambda _: self._close(peer))  # its half ended: ours too
                 async for item in self._outgoing(outbox):
                     await duplex.send(item)
         except* (RemoteError, StreamClosed, CallError) as errors:
