@@ -41,6 +41,8 @@ from ssbsync.core.jsonv8 import RawJSON
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, is_feed_id
 from ssbsync.node.api import NodeAPI
+from ssbsync.node.bursts import BurstIngest
+from ssbsync.node.checking import Rejection
 from ssbsync.node.session import CallError, RemoteError, RpcSession
 from ssbsync.node.store import Range
 from ssbsync.transport.stream import StreamClosed
@@ -48,7 +50,6 @@ from ssbsync.transport.stream import StreamClosed
 log = logging.getLogger("ssbsync.ebt")
 
 FATAL = frozenset({Reason.FORK, Reason.BAD_SIGNATURE})  # what makes EBT block a feed (§5.7)
-INGEST_BATCH = 2000  # received messages ingested in one call at most
 _CLOSED = object()
 
 
@@ -207,44 +208,24 @@ class Replicator:
 
     async def _incoming(self, peer: FeedId, items: AsyncIterator[Any]) -> None:
         """Notes are handled as they come; messages are ingested in bursts, in order."""
-        received: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        ingest = asyncio.create_task(self._ingest(peer, received))
-        try:
+        async with BurstIngest(self.api, lambda r: self._rejected(peer, r)) as ingest:
             async for item in items:
                 if is_message(item):
                     author, sequence = item["author"], item["sequence"]
                     if is_feed_id(author):
                         self._run(MessageReceived(peer, FeedId(author), sequence, self._clock()))
-                        received.put_nowait(item)
+                        ingest.put(item)
                     continue
                 try:
                     notes = notes_from_json(item)
                 except RemoteProtocolError as err:
                     raise CallError(f"bad EBT notes from {peer}: {err.detail}") from None
                 self._run(NotesReceived(peer, notes, self._clock()))
-        finally:
-            received.put_nowait(None)
-            await ingest
 
-    async def _ingest(self, peer: FeedId, received: asyncio.Queue[dict[str, Any] | None]) -> None:
-        """Everything waiting goes into one ingest call (one transaction, parallel checks)."""
-        done = False
-        while not done:
-            batch: list[dict[str, Any]] = []
-            item = await received.get()
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= INGEST_BATCH or received.empty():
-                    break
-                item = received.get_nowait()
-            done = item is None
-            if batch:
-                report = await asyncio.to_thread(self.api.import_messages, batch)
-                for rejection in report.examples:
-                    if rejection.author is not None and rejection.sequence is not None:
-                        fatal = rejection.reason in FATAL
-                        feed = FeedId(rejection.author)
-                        self._run(MessageRejected(peer, feed, rejection.sequence, fatal))
+    def _rejected(self, peer: FeedId, rejection: Rejection) -> None:
+        if rejection.author is not None and rejection.sequence is not None:
+            fatal = rejection.reason in FATAL
+            self._run(MessageRejected(peer, FeedId(rejection.author), rejection.sequence, fatal))
 
     async def serve(
         self, peer: FeedId, args: list[Any], incoming: AsyncIterator[Any]

@@ -20,7 +20,9 @@ from ssbsync.core.address import Address, AddressError, parse_one
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, feed_id
-from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.api import NodeAPI
+from ssbsync.node.bursts import BurstIngest
+from ssbsync.node.checking import Rejection
 from ssbsync.node.config import Config, Listener
 from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
@@ -241,41 +243,38 @@ class Node:
                     return
             except (StreamClosed, RemoteError):
                 return
-        else:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FIRST_CALL_WAIT + EBT_WAIT):
-                    await session.first_request.wait()
-                    while not self.replicator.has_session(remote) and not session.closed:
-                        await asyncio.sleep(0.05)
-            if self.replicator.has_session(remote) or session.closed:
-                return
-        await self._pull_feed(session, remote)
-
-    async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
-        """Legacy replication of the peer's own feed (PROTOCOL.md §6).
-
-        Also what makes ssb-server start pulling the feeds it wants from us: it waits until
-        a legacy peer has called createHistoryStream on it. The replication issue replaces
-        this with EBT and the follow graph.
-        """
         # A JS peer listens for our createHistoryStream only once its `rpc:connect` handlers
         # ran, and its first call to us shows they have; a call sent sooner is missed and it
-        # never pulls from us (ssb-replicate legacy.js). Peers that never call: wait a little.
+        # never pulls from us (ssb-replicate legacy.js). A dialler's ebt.replicate follows.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FIRST_CALL_WAIT):
+            async with asyncio.timeout(FIRST_CALL_WAIT + (0 if outgoing else EBT_WAIT)):
                 await session.first_request.wait()
-        if session.closed:
-            return
+                while not outgoing and not self.replicator.has_session(remote):
+                    await asyncio.sleep(0.05)
+        if not session.closed and not self.replicator.has_session(remote):
+            await self._pull_feed(session, remote)
+
+    async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
+        """Legacy replication of the peer's own feed (§6), for peers without EBT.
+
+        Also what makes ssb-server start pulling the feeds it wants from us: it waits until
+        a legacy peer has called createHistoryStream on it.
+        """
         head = self.api.store.feed_state(remote)
         start = (head.sequence if head else 0) + 1
         opts = {"id": remote, "seq": start, "live": True, "keys": False}
+
+        warned: list[Rejection] = []
+
+        def refused(rejection: Rejection) -> None:  # once per pull: the rest follow from it
+            if not warned:
+                warned.append(rejection)
+                log.warning("%s sent a message we refuse: %s", remote, rejection.detail)
+
         try:
-            async for value in session.source("createHistoryStream", opts):
-                try:
-                    await asyncio.to_thread(self.api.add, value)
-                except ApiError as err:
-                    log.warning("%s sent a message we refuse: %s", remote, err)
-                    return
+            async with BurstIngest(self.api, refused) as ingest:
+                async for value in session.source("createHistoryStream", opts):
+                    ingest.put(value)
         except RemoteError as err:
             if not session.closed:
                 log.info("%s refused createHistoryStream: %s", remote, err)
@@ -320,9 +319,6 @@ class Node:
         return len(closing) > 0
 
     # -- reports ---------------------------------------------------------------------------
-
-    def session_with(self, remote: FeedId) -> RpcSession | None:
-        return next((p.session for p in self._peers.values() if p.id == remote), None)
 
     def peers(self) -> JSONValue:
         return [p.to_json() for p in self._peers.values() if p.id is not None]
