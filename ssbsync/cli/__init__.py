@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from ssbsync import __version__
 from ssbsync.cli.args import parse_args
-from ssbsync.cli.commands import ALIASES, COMMANDS, Command
+from ssbsync.cli.commands import ALIASES, COMMANDS
+from ssbsync.cli.output import print_items, print_result
 from ssbsync.cli.running import (
     call_running_node,
     import_through_node,
@@ -76,44 +76,20 @@ def _usage(out: TextIO) -> None:
     out.write("\nThe data folder is --path, else $SSBSYNC_PATH, else ~/.ssbsync.\n")
 
 
-def _print_result(command: Command, result: Any, out: TextIO) -> None:
-    if command.kind == "async":
-        if result is not None:
-            out.write(jsonv8.stringify_pretty(result) + "\n")
-        return
-    items: Iterable[Any] = result
-    for item in items:
-        out.write(jsonv8.stringify_pretty(item) + "\n\n")
-
-
 def _offline_api(folder: Path) -> NodeAPI:
     """The store opened directly (no node running), with the network's sign cap if any."""
     return NodeAPI(folder, hmac_key=node_config.load(folder).sign_cap)
 
 
-def _run(folder: Path, argv: list[str], out: TextIO) -> int:
-    name, rest = argv[0], argv[1:]
-    if name == "start":
-        return run_start(folder, parse_args(rest)[1])
-    if name == "sync":
-        positional, options = parse_args(rest)
-        if len(positional) != 1:
-            raise ApiError("usage: ssbsync sync ADDRESS [--timeout SECONDS]")
-        timeout = options.get("timeout", 600)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ApiError(f"--timeout must be a number of seconds, got {timeout!r}")
-        return run_sync(folder, str(positional[0]), float(timeout), out)
-    if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
-        with _offline_api(folder) as api:
-            keys = identity.import_secret(
-                folder, Path(rest[1]), lambda k: api.store.feed_state(k.id) is not None
-            )
-        out.write(jsonv8.stringify_pretty({"id": keys.id}) + "\n")
-        return 0
-    positional, options = parse_args(rest)
-    args = positional + ([options] if options else [])
-    if positional[:1] == ["."] and not sys.stdin.isatty():
-        args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
+def _through_running_node(
+    folder: Path,
+    name: str,
+    positional: list[Any],
+    options: dict[str, Any],
+    args: list[Any],
+    out: TextIO,
+) -> int | None:
+    """Run the command on the running node (it holds the store); None when none runs."""
     rpc_name = ALIASES.get(name, name)
     if rpc_name in COMMANDS or rpc_name in NODE_COMMANDS:
         # Through the running node when there is one: it holds the store.
@@ -139,6 +115,35 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
             return result
     elif name in ("check", "key") and node_is_running(folder):
         raise ApiError(f"{name}: the node is running and holds the store; stop it first")
+    return None
+
+
+def _run(folder: Path, argv: list[str], out: TextIO) -> int:
+    name, rest = argv[0], argv[1:]
+    if name == "start":
+        return run_start(folder, parse_args(rest)[1])
+    if name == "sync":
+        positional, options = parse_args(rest)
+        if len(positional) != 1:
+            raise ApiError("usage: ssbsync sync ADDRESS [--timeout SECONDS]")
+        timeout = options.get("timeout", 600)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ApiError(f"--timeout must be a number of seconds, got {timeout!r}")
+        return run_sync(folder, str(positional[0]), float(timeout), out)
+    if name == "key" and rest[:1] == ["import"] and len(rest) == 2:
+        with _offline_api(folder) as api:
+            keys = identity.import_secret(
+                folder, Path(rest[1]), lambda k: api.store.feed_state(k.id) is not None
+            )
+        print_result(out, {"id": keys.id})
+        return 0
+    positional, options = parse_args(rest)
+    args = positional + ([options] if options else [])
+    if positional[:1] == ["."] and not sys.stdin.isatty():
+        args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
+    through_node = _through_running_node(folder, name, positional, options, args, out)
+    if through_node is not None:
+        return through_node
     with _offline_api(folder) as api:
         if name == "import" and len(positional) == 1:
             return run_import(api, str(positional[0]), out)
@@ -151,7 +156,8 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
         command = COMMANDS.get(ALIASES.get(name, name))
         if command is None:
             raise ApiError(f"unknown command: {name} (see `ssbsync help`)")
-        _print_result(command, command.run(api, args), out)
+        result = command.run(api, args)
+        (print_result if command.kind == "async" else print_items)(out, result)
     return 0
 
 
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         _usage(out)
         return 0 if argv else 1
     if argv[0] in ("version", "--version"):
-        out.write(jsonv8.stringify_pretty({"version": __version__}) + "\n")
+        print_result(out, {"version": __version__})
         return 0
     try:
         return _run(identity.data_folder(path), argv, out)

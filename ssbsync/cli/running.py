@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from ssbsync.cli.output import print_item, print_result
 from ssbsync.cli.transfer import open_input, print_summary, values
-from ssbsync.core import jsonv8
 from ssbsync.node import config as node_config
 from ssbsync.node.api import ApiError
 from ssbsync.node.client import Client
@@ -178,11 +178,9 @@ async def _call(folder: Path, name: str, args: list[Any], out: TextIO) -> int | 
             raise ApiError(f"unknown command: {name} (not in the node's manifest)")
         if kind == "source":
             async for item in client.session.source(name.split("."), *args):
-                out.write(jsonv8.stringify_pretty(item) + "\n\n")
+                print_item(out, item)
         else:
-            result = await client.session.call(name.split("."), *args)
-            if result is not None:
-                out.write(jsonv8.stringify_pretty(result) + "\n")
+            print_result(out, await client.session.call(name.split("."), *args))
         return 0
     finally:
         await client.close()

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ssbsync.core import jsonv8
+from ssbsync.cli.output import print_items
 from ssbsync.core.jsonstream import BadJSON, JSONStreamReader
 from ssbsync.node.api import NodeAPI
 from ssbsync.node.ingest import IngestReport
@@ -80,6 +80,5 @@ def print_summary(report: IngestReport, out: TextIO) -> int:
 
 
 def run_export(api: NodeAPI, feed: Any, stdout: TextIO) -> int:
-    for item in api.export(feed):
-        stdout.write(jsonv8.stringify_pretty(item) + "\n\n")
+    print_items(stdout, api.export(feed))
     return 0
