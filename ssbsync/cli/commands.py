@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ssbsync.node.api import ApiError, NodeAPI, Options
+from ssbsync.node.api import ApiError, NodeAPI, call_options
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,6 @@ class Command:
     kind: Literal["async", "source"]
     run: Callable[[NodeAPI, list[Any]], Any]
     usage: str
-
-
-def _opts(args: list[Any], *names: str) -> Options:
-    """Merge positional arguments (named in order) into the options object, as ssb-db does."""
-    opts: dict[str, Any] = dict(args[-1]) if args and isinstance(args[-1], dict) else {}
-    positional = args[:-1] if args and isinstance(args[-1], dict) else args
-    for name, value in zip(names, positional, strict=False):
-        opts.setdefault(name, value)
-    return opts
 
 
 def _first(args: list[Any], what: str) -> Any:
@@ -43,11 +34,11 @@ def _publish(api: NodeAPI, args: list[Any]) -> Any:
 
 
 def _history(api: NodeAPI, args: list[Any]) -> Iterator[Any]:
-    return api.create_history_stream(_opts(args, "id", "seq"))
+    return api.create_history_stream(call_options(args, "id", "seq"))
 
 
 def _by_type(api: NodeAPI, args: list[Any]) -> Iterator[Any]:
-    return api.messages_by_type(_opts(args, "type"))
+    return api.messages_by_type(call_options(args, "type"))
 
 
 COMMANDS: dict[str, Command] = {
@@ -65,17 +56,17 @@ COMMANDS: dict[str, Command] = {
     "createHistoryStream": Command("source", _history, "hist --id FEED [--seq N] [--limit N]"),
     "createUserStream": Command(
         "source",
-        lambda api, a: api.create_user_stream(_opts(a, "id")),
+        lambda api, a: api.create_user_stream(call_options(a, "id")),
         "createUserStream --id FEED [--gt N] [--lt N] [--limit N] [--reverse]",
     ),
     "createLogStream": Command(
         "source",
-        lambda api, a: api.create_log_stream(_opts(a)),
+        lambda api, a: api.create_log_stream(call_options(a)),
         "log [--gt MS] [--lt MS] [--limit N] [--reverse] [--keys false] [--values false]",
     ),
     "createFeedStream": Command(
         "source",
-        lambda api, a: api.create_feed_stream(_opts(a)),
+        lambda api, a: api.create_feed_stream(call_options(a)),
         "feed [--gt MS] [--lt MS] [--limit N] [--reverse]",
     ),
     "messagesByType": Command(
@@ -84,7 +75,7 @@ COMMANDS: dict[str, Command] = {
     "latest": Command("source", lambda api, _: api.latest(), "latest"),
     "links": Command(
         "source",
-        lambda api, a: api.links(_opts(a)),
+        lambda api, a: api.links(call_options(a)),
         "links [--source FEED] [--dest ID] [--rel REL] [--values] [--limit N] [--reverse]",
     ),
 }

@@ -30,6 +30,16 @@ class ApiError(Exception):
     """A call that cannot be answered; the text is what ssb-server would say where it says one."""
 
 
+def call_options(args: list[JSONValue], *names: str) -> dict[str, JSONValue]:
+    """A call's options object (muxrpc args): the trailing object, with any positional
+    arguments before it named in order (`hist @feed 5` = `{id: @feed, seq: 5}`), as ssb-db."""
+    has_object = bool(args) and isinstance(args[-1], dict)
+    opts: dict[str, JSONValue] = dict(args[-1]) if has_object else {}
+    for name, value in zip(names, args[:-1] if has_object else args, strict=False):
+        opts.setdefault(name, value)
+    return opts
+
+
 def _flag(opts: Options, name: str, default: bool) -> bool:
     value = opts.get(name, default)
     return bool(value) if value is not None else default

@@ -17,7 +17,7 @@ from ssbsync import __version__
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_feed_id
 from ssbsync.core.rpc import Request, RpcError
-from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.api import ApiError, NodeAPI, call_options
 from ssbsync.node.ingest import IngestReport
 from ssbsync.node.session import CallError, Method
 
@@ -30,13 +30,6 @@ ANONYMOUS = frozenset(
     {("manifest",), ("createHistoryStream",), ("gossip", "ping"), ("ebt", "replicate")}
 )
 IMPORT_CHUNK = 500  # messages handed to the ingest thread at once
-
-
-def _opts(args: list[Any], *positional: str) -> dict[str, Any]:
-    """The options object of a call: `[opts]`, or positional arguments named in order."""
-    if args and isinstance(args[0], dict):
-        return dict(args[0])
-    return {name: value for name, value in zip(positional, args, strict=False)}
 
 
 def _first(args: list[Any], what: str) -> Any:
@@ -110,7 +103,7 @@ class Methods:
         return method
 
     def _build(self) -> dict[tuple[str, ...], Method]:
-        api = self.api
+        api, opts = self.api, call_options
         return {
             ("whoami",): _sync(lambda _: api.whoami()),
             ("manifest",): _sync(lambda _: self.manifest()),
@@ -126,21 +119,19 @@ class Methods:
             ("createHistoryStream",): Method("source", self._history),
             # Streams send the stored JSON as it is (raw): nothing is parsed or re-encoded.
             ("createUserStream",): _source(
-                lambda a: api.create_user_stream(_opts(a, "id"), raw=True)
+                lambda a: api.create_user_stream(opts(a, "id"), raw=True)
             ),
-            ("createLogStream",): _source(lambda a: api.create_log_stream(_opts(a), raw=True)),
-            ("createFeedStream",): _source(lambda a: api.create_feed_stream(_opts(a), raw=True)),
-            ("messagesByType",): _source(
-                lambda a: api.messages_by_type(_opts(a, "type"), raw=True)
-            ),
+            ("createLogStream",): _source(lambda a: api.create_log_stream(opts(a), raw=True)),
+            ("createFeedStream",): _source(lambda a: api.create_feed_stream(opts(a), raw=True)),
+            ("messagesByType",): _source(lambda a: api.messages_by_type(opts(a, "type"), raw=True)),
             ("latest",): _source(lambda _: api.latest()),
-            ("links",): _source(lambda a: api.links(_opts(a))),
+            ("links",): _source(lambda a: api.links(opts(a))),
             ("createWriteStream",): Method("sink", self._write_stream),
             ("ssbsync", "import"): Method("duplex", self._import),
             ("gossip", "ping"): Method("duplex", self._ping),
             ("ebt", "replicate"): Method("duplex", self._no_ebt_locally),
             ("replicate", "request"): _sync(lambda a: self._replicate(_first(a, "feed id"))),
-            ("friends", "hops"): _sync(lambda a: self._hops(_opts(a, "start", "max"))),
+            ("friends", "hops"): _sync(lambda a: self._hops(opts(a, "start", "max"))),
             ("friends", "isFollowing"): _sync(lambda a: self._edge("is_following", a)),
             ("friends", "isBlocking"): _sync(lambda a: self._edge("is_blocking", a)),
             ("gossip", "connect"): Method("async", self._connect),
@@ -159,7 +150,7 @@ class Methods:
 
         Private messages are never decrypted on this path (it is what peers replicate from).
         """
-        opts = _opts(args, "id", "seq", "live")
+        opts = call_options(args, "id", "seq", "live")
         if not is_feed_id(opts.get("id")):
             raise CallError(f"createHistoryStream needs a feed id, got {opts.get('id')!r}")
         feed = FeedId(str(opts["id"]))
@@ -249,7 +240,7 @@ class Methods:
 
     def _edge(self, test: str, args: list[Any]) -> JSONValue:
         """friends.isFollowing / isBlocking({source, dest})."""
-        opts = _opts(args, "source", "dest")
+        opts = call_options(args, "source", "dest")
         source, dest = opts.get("source"), opts.get("dest")
         if not (is_feed_id(source) and is_feed_id(dest)):
             raise ApiError("friends: source and dest must be feed ids")
