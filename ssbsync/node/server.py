@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssbsync import __version__
 from ssbsync.core import jsonv8
@@ -39,6 +41,10 @@ SHUTDOWN_WAIT = 5.0  # seconds a connection gets to close when the node stops
 EBT_WAIT = 1.0  # after a dialler's first call, how long its ebt.replicate may take to come
 TICK = 1.0  # seconds between EBT timer events
 MAX_CONNECTIONS = 1024  # beyond this, new connections are closed at once
+
+# Work that runs alongside every authenticated peer session (replication, blob wants, ...):
+# called with the session, the peer's id and whether we dialled; cancelled when it ends.
+PeerTask = Callable[[RpcSession, FeedId, bool], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -79,6 +85,7 @@ class Node:
         self.addresses: list[str] = []
         self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
         self._listen = listen  # False: a node that only dials (`ssbsync sync`)
+        self.peer_tasks: list[PeerTask] = [self._replicate]
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -219,14 +226,17 @@ class Node:
             log.info("%s %s (%s)", "dialled" if outgoing else "accepted", remote, address)
         try:
             async with asyncio.TaskGroup() as group:
-                pull = None
+                alongside = []
                 if remote is not None and remote != self.id:
-                    pull = group.create_task(self._replicate(session, remote, outgoing))
+                    alongside = [
+                        group.create_task(task(session, remote, outgoing))
+                        for task in self.peer_tasks
+                    ]
                 try:
                     await session.run()
                 finally:
-                    if pull is not None:
-                        pull.cancel()
+                    for work in alongside:
+                        work.cancel()
         finally:
             self._peers.pop(session, None)
             peer.gone.set()
