@@ -47,6 +47,8 @@ class Config:
     friends_hops: int = 2  # friends.hops: replicate feeds this far in the follow graph
     handshake_timeout: float = 5.0  # timers.handshake, ms in the file
     inactivity_timeout: float = 600.0  # timers.inactivity
+    replicate_ebt: bool = True  # replicate.ebt: false serves and calls no ebt.replicate
+    replicate_legacy: bool = True  # replicate.legacy, as ssb-replicate: createHistoryStream
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -170,8 +172,17 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         friends_hops=hops,
         handshake_timeout=_millis(timers.get("handshake", 5000), "timers.handshake"),
         inactivity_timeout=_millis(timers.get("inactivity", 600_000), "timers.inactivity"),
+        replicate_ebt=_flag(raw, "replicate", "ebt"),
+        replicate_legacy=_flag(raw, "replicate", "legacy"),
         raw=raw,
     )
+
+
+def _flag(raw: Mapping[str, Any], section: str, name: str, default: bool = True) -> bool:
+    value = (raw.get(section) or {}).get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{section}.{name} must be true or false, got {value!r}")
+    return value
 
 
 def _millis(value: Any, name: str) -> float:

@@ -94,6 +94,8 @@ class Methods:
         name = tuple(request.name)
         if not is_master and name not in ANONYMOUS:
             return RpcError(f"method:{'.'.join(name)} is not in list of allowed methods")
+        if name == ("ebt", "replicate") and not self.node.config.replicate_ebt:
+            return RpcError("no duplex:ebt,replicate")  # as a peer without ssb-ebt answers
         if name == ("ebt", "replicate") and request.type == "duplex" and remote is not None:
             replicator = self.node.replicator
             return Method("duplex", lambda args, incoming: replicator.serve(remote, args, incoming))

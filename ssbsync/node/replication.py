@@ -50,6 +50,11 @@ from ssbsync.transport.stream import StreamClosed
 log = logging.getLogger("ssbsync.ebt")
 
 FATAL = frozenset({Reason.FORK, Reason.BAD_SIGNATURE})  # what makes EBT block a feed (§5.7)
+FIRST_NOTES_WAIT = 10.0  # seconds an EBT callee may take to send its first notes (§7.3)
+# Seconds a feed may stay behind what an EBT peer claims of it, with nothing arriving, before
+# we ask that peer for it with createHistoryStream instead (§6): well above EBT's own
+# 3 s switch between peers, so legacy is the last resort, not a race.
+LEGACY_AFTER = 10.0
 _CLOSED = object()
 
 
@@ -76,13 +81,21 @@ def check_args(args: list[Any]) -> None:
 class Replicator:
     """One EbtState for the node, one outbox per connected EBT peer."""
 
-    def __init__(self, api: NodeAPI, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: NodeAPI,
+        clock: Callable[[], float] = time.monotonic,
+        on_stall: Callable[[FeedId, FeedId], None] = lambda peer, feed: None,
+    ) -> None:
         self.api = api
         self._clock = clock
+        self._on_stall = on_stall  # (peer, feed): EBT gives us nothing of a feed it claims
+        self._behind: dict[tuple[FeedId, FeedId], tuple[int, float]] = {}  # since when
         self.state = EbtState(api.store.vector_clock())
         self._outboxes: dict[FeedId, asyncio.Queue[object]] = {}
         self._peer_clocks: dict[FeedId, dict[FeedId, int]] = {}
         self._wanted: set[FeedId] = set()
+        self._blocked: set[FeedId] = set()
         self._complete: set[FeedId] = set()  # peers with nothing outstanding at the last tick
         for feed in {api.keys.id, *self.state.clock}:
             self.want(feed)
@@ -96,7 +109,12 @@ class Replicator:
 
     def block(self, feed: FeedId) -> None:
         """Never replicate `feed` again (we block it)."""
+        self._blocked.add(feed)
         self._run(BlockFeed(feed))
+
+    def wanted(self) -> set[FeedId]:
+        """Every feed we replicate (for legacy replication, which has no notes to say it)."""
+        return self._wanted - self._blocked
 
     def appended(self, heads: dict[FeedId, FeedState]) -> None:
         """Our store grew. A feed we hold is a feed we replicate (and serve), however it came."""
@@ -106,12 +124,33 @@ class Replicator:
             self._run(MessageAppended(feed, head.sequence, now))
 
     def tick(self) -> None:
-        self._run(Tick(self._clock()))
+        now = self._clock()
+        self._run(Tick(now))
+        behind: dict[tuple[FeedId, FeedId], tuple[int, float]] = {}
         for peer in self._outboxes:
-            complete = self.state.outstanding(peer) == {}
+            left = self.state.outstanding(peer)
+            complete = left == {}
             if complete and peer not in self._complete:
                 log.info("replication with %s complete", peer)
             (self._complete.add if complete else self._complete.discard)(peer)
+            for feed, (ours, theirs) in (left or {}).items():
+                if theirs > ours:
+                    behind[peer, feed] = self._still_behind(peer, feed, ours, now)
+        self._behind = behind
+
+    def _still_behind(self, peer: FeedId, feed: FeedId, ours: int, now: float) -> tuple[int, float]:
+        """Since when we have had `ours` of a feed that `peer` claims more of; a stall of
+        LEGACY_AFTER is reported (again every LEGACY_AFTER while it lasts)."""
+        seen, since = self._behind.get((peer, feed), (ours, now))
+        if seen != ours:
+            return ours, now
+        if now - since >= LEGACY_AFTER:
+            log.info(
+                "EBT with %s stalled on %s at %d: asking with createHistoryStream", peer, feed, ours
+            )
+            self._on_stall(peer, feed)
+            return ours, now
+        return ours, since
 
     def is_complete(self, peer: FeedId) -> bool:
         """Nothing outstanding either way with `peer` (as of the last tick)."""
@@ -249,9 +288,14 @@ class Replicator:
         duplex = await session.duplex(["ebt", "replicate"], {"version": 3})
         incoming = aiter(duplex.incoming)
         try:
-            first = await anext(incoming)  # the callee speaks first (§7.3)
+            async with asyncio.timeout(FIRST_NOTES_WAIT):
+                first = await anext(incoming)  # the callee speaks first (§7.3)
         except (RemoteError, StopAsyncIteration) as err:
             log.info("%s has no EBT (%s): legacy replication", peer, err)
+            return False
+        except TimeoutError:
+            log.info("%s sent no EBT notes in %.0f s: legacy replication", peer, FIRST_NOTES_WAIT)
+            await duplex.end()
             return False
         outbox = self._open(peer, is_client=True)
         try:

@@ -23,9 +23,8 @@ from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, feed_id
 from ssbsync.node.api import NodeAPI
-from ssbsync.node.bursts import BurstIngest
-from ssbsync.node.checking import Rejection
 from ssbsync.node.config import Config, Listener
+from ssbsync.node.legacy import LegacyPull
 from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
 from ssbsync.node.secure import secure_client, secure_server
@@ -74,7 +73,7 @@ class Node:
         self.api = NodeAPI(config.path, hmac_key=config.sign_cap)
         self.id: FeedId = self.api.keys.id
         self.methods = Methods(self)
-        self.replicator = Replicator(self.api)
+        self.replicator = Replicator(self.api, on_stall=self._stalled)
         self.social = SocialGraph(self.api, self.id, config.friends_hops)
         self.appended = asyncio.Event()  # replaced after every commit: a broadcast
         self._peers: dict[RpcSession, Peer] = {}
@@ -242,12 +241,13 @@ class Node:
             peer.gone.set()
 
     async def _replicate(self, session: RpcSession, remote: FeedId, outgoing: bool) -> None:
-        """EBT with the peer; legacy replication of its own feed when it has none (§6–7).
+        """EBT with the peer; legacy replication of every wanted feed when it has none (§6–7).
 
         The dialler calls ebt.replicate (§7.1): on connections we dialled we call it; on the
-        others we wait a moment for the peer's call.
+        others we wait a moment for the peer's call. `replicate.ebt: false` skips EBT.
         """
-        if outgoing:
+        use_ebt = self.config.replicate_ebt
+        if outgoing and use_ebt:
             try:
                 if await self.replicator.call(session, remote):
                     return
@@ -257,39 +257,19 @@ class Node:
         # ran, and its first call to us shows they have; a call sent sooner is missed and it
         # never pulls from us (ssb-replicate legacy.js). A dialler's ebt.replicate follows.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FIRST_CALL_WAIT + (0 if outgoing else EBT_WAIT)):
+            async with asyncio.timeout(FIRST_CALL_WAIT + (EBT_WAIT if use_ebt else 0)):
                 await session.first_request.wait()
-                while not outgoing and not self.replicator.has_session(remote):
+                while use_ebt and not outgoing and not self.replicator.has_session(remote):
                     await asyncio.sleep(0.05)
-        if not session.closed and not self.replicator.has_session(remote):
-            await self._pull_feed(session, remote)
+        if self.config.replicate_legacy and not self.replicator.has_session(remote):
+            await LegacyPull(self.api, session, remote, self.replicator.wanted).run()
 
-    async def _pull_feed(self, session: RpcSession, remote: FeedId) -> None:
-        """Legacy replication of the peer's own feed (§6), for peers without EBT.
-
-        Also what makes ssb-server start pulling the feeds it wants from us: it waits until
-        a legacy peer has called createHistoryStream on it.
-        """
-        head = self.api.store.feed_state(remote)
-        start = (head.sequence if head else 0) + 1
-        opts = {"id": remote, "seq": start, "live": True, "keys": False}
-
-        warned: list[Rejection] = []
-
-        def refused(rejection: Rejection) -> None:  # once per pull: the rest follow from it
-            if not warned:
-                warned.append(rejection)
-                log.warning("%s sent a message we refuse: %s", remote, rejection.detail)
-
-        try:
-            async with BurstIngest(self.api, refused) as ingest:
-                async for value in session.source("createHistoryStream", opts):
-                    ingest.put(value)
-        except RemoteError as err:
-            if not session.closed:
-                log.info("%s refused createHistoryStream: %s", remote, err)
-        except (StreamClosed, TimeoutError):
-            pass  # the session ends too; nothing to pull from
+    def _stalled(self, peer: FeedId, feed: FeedId) -> None:
+        """EBT gives us nothing of a feed `peer` claims: ask for it once by createHistoryStream."""
+        session = next((p.session for p in self._peers.values() if p.id == peer), None)
+        if session is None or self._group is None or not self.config.replicate_legacy:
+            return
+        self._group.create_task(LegacyPull(self.api, session, peer, set).once(feed))
 
     async def connect(self, address: str) -> FeedId:
         """Dial a peer (`gossip.connect`); the session runs until either side ends it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,9 @@ def start_refpeer(refpeer_install: Installation, tmp_path: Path) -> Iterator[Sta
 def start_ssbsync(tmp_path: Path) -> Iterator[StartSsbsync]:
     started: list[SsbsyncNode] = []
 
-    def start(caps_shs: str | None = None) -> SsbsyncNode:
-        node = SsbsyncNode(tmp_path / f"ssbsync-{len(started)}", caps_shs=caps_shs)
+    def start(caps_shs: str | None = None, config: dict[str, Any] | None = None) -> SsbsyncNode:
+        folder = tmp_path / f"ssbsync-{len(started)}"
+        node = SsbsyncNode(folder, caps_shs=caps_shs, config=config)
         started.append(node)
         return node.start()
 

@@ -37,10 +37,17 @@ class SsbsyncNode:
     """One ssbsync node in `folder` on 127.0.0.1:`port` (config {"port", "host"[, "caps"]}).
     Start with `start()`, always `stop()`."""
 
-    def __init__(self, folder: Path, port: int | None = None, caps_shs: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        caps_shs: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.caps_shs = caps_shs
+        self.extra_config = config or {}
         self.id = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -63,7 +70,7 @@ class SsbsyncNode:
 
     def start(self) -> SsbsyncNode:
         self.folder.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {"port": self.port, "host": "127.0.0.1"}
+        config: dict[str, Any] = {"port": self.port, "host": "127.0.0.1", **self.extra_config}
         if self.caps_shs is not None:
             config["caps"] = {"shs": self.caps_shs}
         (self.folder / "config").write_text(json.dumps(config))

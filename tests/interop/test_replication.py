@@ -76,3 +76,50 @@ def test_ssb_server_replicates_20_feeds_from_ssbsync(
         timeout=60,
     )
     assert f"EBT replication with {ref.id} (it called)" in ours.log()
+
+
+LEGACY_ONLY = {"replicate": {"ebt": False}}  # ssbsync without EBT: createHistoryStream only
+
+
+def test_ssbsync_without_ebt_replicates_20_feeds_from_ssb_server(
+    refpeer_install: Installation,
+    start_refpeer: StartRefPeer,
+    start_ssbsync: StartSsbsync,
+    tmp_path: Path,
+) -> None:
+    """ssbsync dials with EBT off: it pulls every wanted feed by createHistoryStream (§6)."""
+    file, heads = _dataset(tmp_path)
+    ref, ours = start_refpeer(), start_ssbsync(config=LEGACY_ONLY)
+    feed_refpeer(refpeer_install, ref, {"file": str(file), "want": list(heads)})
+    for feed in heads:
+        ours.cli("replicate.request", feed)
+    ours.cli("gossip.connect", ref.address)
+    wait_for(
+        lambda: ours.cli("getVectorClock"),
+        lambda clock: _holds(clock, heads),
+        f"ssbsync to hold all {MESSAGES} messages of {AUTHORS} feeds by legacy replication",
+        timeout=60,
+    )
+    assert "EBT replication" not in ours.log()
+
+
+def test_ssb_server_replicates_20_feeds_from_ssbsync_without_ebt(
+    refpeer_install: Installation,
+    start_refpeer: StartRefPeer,
+    start_ssbsync: StartSsbsync,
+    tmp_path: Path,
+) -> None:
+    """ssb-server dials, its ebt.replicate is refused, and it falls back to legacy
+    replication: it pulls every feed it wants once ssbsync has called createHistoryStream."""
+    file, heads = _dataset(tmp_path)
+    ref, ours = start_refpeer(), start_ssbsync(config=LEGACY_ONLY)
+    assert f"{MESSAGES} accepted" in str(ours.cli("import", str(file)))
+    feed_refpeer(refpeer_install, ref, {"want": list(heads)})
+    ref.cli("gossip.connect", ours.address)
+    wait_for(
+        lambda: ref.cli("getVectorClock"),
+        lambda clock: _holds(clock, heads),
+        f"ssb-server to hold all {MESSAGES} messages of {AUTHORS} feeds by legacy replication",
+        timeout=60,
+    )
+    assert "EBT replication" not in ours.log()

@@ -1,0 +1,102 @@
+"""Legacy replication (createHistoryStream, PROTOCOL.md §6) between ssbsync nodes: with EBT
+off, and as the fall back when an EBT peer stops delivering a feed it claims."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssbsync.core.ebt import SendMessages
+from ssbsync.node import replication
+from ssbsync.node.server import Node
+
+from .helpers import make_feeds
+from .test_running_node import run, running, tcp_address, until
+
+NO_EBT = {"replicate": {"ebt": False}}
+
+
+def _holds(node: Node, clock: dict[str, int]) -> bool:
+    held = node.api.store.vector_clock()
+    return all(held.sequence(feed) == seq for feed, seq in clock.items())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ebt_off", ["dialler", "listener", "both"])
+def test_without_ebt_every_wanted_feed_flows_both_ways(tmp_path: Path, ebt_off: str) -> None:
+    feeds = make_feeds(authors=5, messages=200, seed=3)
+
+    async def scenario() -> None:
+        listener_config = NO_EBT if ebt_off in ("listener", "both") else {}
+        dialler_config = NO_EBT if ebt_off in ("dialler", "both") else {}
+        async with (
+            running(tmp_path / "a", **listener_config) as a,
+            running(tmp_path / "b", **dialler_config) as b,
+        ):
+            a.api.import_messages(m.value for m in feeds.messages)
+            for feed in feeds.clock:
+                b.replicator.want(feed)
+            b.api.publish({"type": "post", "text": "from b"})
+            await b.connect(tcp_address(a))
+            await until(lambda: _holds(b, feeds.clock), 20)
+            await until(lambda: a.api.store.vector_clock().sequence(b.id) == 1)
+            assert not a.replicator.has_session(b.id) and not b.replicator.has_session(a.id)
+            b.replicator.want(a.id)  # wanted later: its stream opens while connected
+            a.api.publish({"type": "post", "text": "live"})
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 1)
+
+    run(scenario)
+
+
+def test_a_feed_an_ebt_peer_claims_but_never_sends_comes_by_legacy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replication, "LEGACY_AFTER", 1.0)
+    feeds = make_feeds(authors=3, messages=60, seed=4)
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.import_messages(m.value for m in feeds.messages)
+            send = a.replicator._do
+            # a announces what it has over EBT but never sends a message: a stalled session
+            monkeypatch.setattr(
+                a.replicator,
+                "_do",
+                lambda act: None if isinstance(act, SendMessages) else send(act),
+            )
+            for feed in feeds.clock:
+                b.replicator.want(feed)
+            await b.connect(tcp_address(a))
+            await until(lambda: b.replicator.has_session(a.id))
+            await until(lambda: _holds(b, feeds.clock), 20)
+            assert b.replicator.has_session(a.id)  # still EBT: only the stalled feeds moved
+
+    run(scenario)
+
+
+def test_an_ebt_callee_that_never_speaks_gets_legacy_replication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replication, "FIRST_NOTES_WAIT", 0.5)
+    feeds = make_feeds(authors=2, messages=20, seed=5)
+
+    async def silent(
+        peer: object, args: object, incoming: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        async for _ in incoming:  # takes the call, never sends notes (§7.3 says it must)
+            pass
+        yield  # pragma: no cover - makes this an async generator
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.import_messages(m.value for m in feeds.messages)
+            monkeypatch.setattr(a.replicator, "serve", silent)
+            for feed in feeds.clock:
+                b.replicator.want(feed)
+            await b.connect(tcp_address(a))
+            await until(lambda: _holds(b, feeds.clock), 20)
+            assert not b.replicator.has_session(a.id)
+
+    run(scenario)
