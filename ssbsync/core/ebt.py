@@ -232,6 +232,20 @@ class EbtState:
                 result[feed] = (ours, theirs)
         return result
 
+    def feed_status(self, feed: FeedId) -> dict[FeedId, tuple[int, bool, bool]]:
+        """Per connected peer that has spoken of `feed`: (what it claims, -1 for "not
+        replicating"; whether it asked us to send; whether we asked it to send)."""
+        status: dict[FeedId, tuple[int, bool, bool]] = {}
+        for peer, state in self._peers.items():
+            if feed in state.claims:
+                ours = state.our_notes.get(feed)
+                status[peer] = (
+                    state.claims[feed],
+                    state.wants.get(feed, False),
+                    ours is not None and ours.replicate and ours.receive,
+                )
+        return status
+
     def next_deadline(self) -> float | None:
         """When a `Tick` may next switch a stalled feed (None: no source owes us anything)."""
         times = [

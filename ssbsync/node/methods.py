@@ -133,6 +133,8 @@ class Methods:
             ("gossip", "ping"): Method("duplex", self._ping),
             ("ebt", "replicate"): Method("duplex", self._no_ebt_locally),
             ("replicate", "request"): _sync(lambda a: self._replicate(_first(a, "feed id"))),
+            ("ebt", "request"): _sync(lambda a: self._replicate(_first(a, "feed id"), *a[1:2])),
+            ("ebt", "peerStatus"): _sync(lambda a: self._peer_status(_first(a, "feed id"))),
             ("friends", "hops"): _sync(lambda a: self._hops(opts(a, "start", "max"))),
             ("friends", "isFollowing"): _sync(lambda a: self._edge("is_following", a)),
             ("friends", "isBlocking"): _sync(lambda a: self._edge("is_blocking", a)),
@@ -224,12 +226,21 @@ class Methods:
         raise CallError("ebt.replicate needs a peer: this connection has no identity")
         yield  # pragma: no cover - makes this an async generator
 
-    def _replicate(self, feed: Any) -> JSONValue:
-        """replicate.request: replicate this feed too (ssb-replicate's master method)."""
+    def _replicate(self, feed: Any, replicating: Any = True) -> JSONValue:
+        """replicate.request / ebt.request(feed, replicating?): replicate this feed too, or
+        (with false) no longer."""
         if not is_feed_id(feed):
             raise ApiError(f"replicate.request needs a feed id, got {feed!r}")
-        self.node.replicator.want(FeedId(str(feed)))
+        if not isinstance(replicating, bool):
+            raise ApiError(f"replicating must be true or false, got {replicating!r}")
+        change = self.node.replicator.want if replicating else self.node.replicator.unwant
+        change(FeedId(str(feed)))
         return True
+
+    def _peer_status(self, feed: Any) -> JSONValue:
+        if not is_feed_id(feed):
+            raise ApiError(f"ebt.peerStatus needs a feed id, got {feed!r}")
+        return self.node.replicator.peer_status(FeedId(str(feed)))
 
     def _hops(self, opts: dict[str, Any]) -> JSONValue:
         """friends.hops({start?, max?}): {feed: hops} (negative: blocked or unfollowed)."""

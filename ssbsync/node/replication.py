@@ -34,6 +34,7 @@ from ssbsync.core.ebt import (
     SendNotes,
     StorePeerClock,
     Tick,
+    UnwantFeed,
     WantFeed,
 )
 from ssbsync.core.errors import Reason, RemoteProtocolError
@@ -106,6 +107,20 @@ class Replicator:
         if feed not in self._wanted:
             self._wanted.add(feed)
             self._run(WantFeed(feed))
+
+    def unwant(self, feed: FeedId) -> None:
+        """Stop replicating `feed` (ebt.request(feed, false))."""
+        if feed in self._wanted:
+            self._wanted.discard(feed)
+            self._run(UnwantFeed(feed))
+
+    def peer_status(self, feed: FeedId) -> dict[str, Any]:
+        """ssb-ebt's peerStatus: our sequence of `feed` and what each peer says of it."""
+        peers = {
+            peer: {"seq": claim, "replicating": {"tx": send, "rx": receive}}
+            for peer, (claim, send, receive) in self.state.feed_status(feed).items()
+        }
+        return {"id": feed, "seq": self.state.clock.sequence(feed), "peers": peers}
 
     def block(self, feed: FeedId) -> None:
         """Never replicate `feed` again (we block it)."""

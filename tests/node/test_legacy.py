@@ -3,6 +3,7 @@ off, and as the fall back when an EBT peer stops delivering a feed it claims."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 
 from ssbsync.core.ebt import SendMessages
 from ssbsync.node import replication
+from ssbsync.node.client import Client
 from ssbsync.node.server import Node
+from ssbsync.node.session import RemoteError
 
 from .helpers import make_feeds
 from .test_running_node import run, running, tcp_address, until
@@ -98,5 +101,31 @@ def test_an_ebt_callee_that_never_speaks_gets_legacy_replication(
             await b.connect(tcp_address(a))
             await until(lambda: _holds(b, feeds.clock), 20)
             assert not b.replicator.has_session(a.id)
+
+    run(scenario)
+
+
+def test_ebt_request_and_peer_status(tmp_path: Path) -> None:
+    """ssb-ebt's request(feed, bool) and peerStatus(feed), through the local socket."""
+    feeds = make_feeds(authors=2, messages=10, seed=6)
+    wanted, unwanted = list(feeds.clock)
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.import_messages(m.value for m in feeds.messages)
+            async with await Client.connect_local(b.config.socket_path) as ssb:
+                assert await ssb.session.call(["ebt", "request"], wanted, True) is True
+                await ssb.session.call(["ebt", "request"], unwanted, True)
+                await ssb.session.call(["ebt", "request"], unwanted, False)
+                with pytest.raises(RemoteError, match="feed id"):
+                    await ssb.session.call(["ebt", "request"], "not a feed")
+                await b.connect(tcp_address(a))
+                await until(lambda: _holds(b, {wanted: feeds.clock[wanted]}))
+                status = await ssb.session.call(["ebt", "peerStatus"], wanted)
+            assert isinstance(status, dict)
+            assert status["seq"] == feeds.clock[wanted]
+            assert status["peers"][a.id]["seq"] == feeds.clock[wanted]
+            await asyncio.sleep(0.5)
+            assert b.api.store.vector_clock().sequence(unwanted) == 0
 
     run(scenario)
