@@ -104,7 +104,7 @@ async def _sync(folder: Path, address: str, timeout: float, out: TextIO) -> int:
             peer = await node.connect(address)
 
             async def complete() -> bool:
-                return node.replicator.is_complete(peer)
+                return node.is_complete(peer)
 
             done = await _wait(complete, timeout)
             clock = node.api.get_vector_clock()

@@ -85,6 +85,7 @@ class Node:
         self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
         self._listen = listen  # False: a node that only dials (`ssbsync sync`)
         self.peer_tasks: list[PeerTask] = [self._replicate]
+        self._legacy: dict[FeedId, LegacyPull] = {}  # peers we replicate with legacy only
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -178,6 +179,8 @@ class Node:
         while True:
             await asyncio.sleep(TICK)
             self.replicator.tick()
+            for pull in self._legacy.values():
+                pull.tick()
 
     # -- connections -----------------------------------------------------------------------
 
@@ -262,7 +265,14 @@ class Node:
                 while use_ebt and not outgoing and not self.replicator.has_session(remote):
                     await asyncio.sleep(0.05)
         if self.config.replicate_legacy and not self.replicator.has_session(remote):
-            await LegacyPull(self.api, session, remote, self.replicator.wanted).run()
+            pull = self._legacy[remote] = LegacyPull(
+                self.api, session, remote, self.replicator.wanted
+            )
+            try:
+                await pull.run()
+            finally:
+                if self._legacy.get(remote) is pull:
+                    del self._legacy[remote]
 
     def _stalled(self, peer: FeedId, feed: FeedId) -> None:
         """EBT gives us nothing of a feed `peer` claims: ask for it once by createHistoryStream."""
@@ -323,13 +333,23 @@ class Node:
             "peers": self.peers(),
             "feeds": len(clock),
             "messages": sum(clock.values()),
-            "replication": self.replicator.progress(),
+            "replication": self.replication_progress(),
         }
+
+    def replication_progress(self) -> dict[str, Any]:
+        """Per connected peer, EBT or legacy: complete or not, and what is outstanding."""
+        legacy: dict[str, Any] = {p: pull.progress() for p, pull in self._legacy.items()}
+        return {**legacy, **self.replicator.progress()}
+
+    def is_complete(self, peer: FeedId) -> bool:
+        """Nothing left to replicate with `peer` (the "replication complete" of `sync`)."""
+        pull = self._legacy.get(peer)
+        return self.replicator.is_complete(peer) or (pull is not None and pull.complete)
 
     def progress(self) -> JSONValue:
         # ssbsync indexes as it commits, so nothing lags (ssb-db's shape: start/current/target).
         total = sum(self.api.store.vector_clock().values())
         return {
             "indexes": {"start": total, "current": total, "target": total},
-            "replication": self.replicator.progress(),
+            "replication": self.replication_progress(),
         }

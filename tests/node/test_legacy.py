@@ -4,6 +4,7 @@ off, and as the fall back when an EBT peer stops delivering a feed it claims."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ def _holds(node: Node, clock: dict[str, int]) -> bool:
 
 
 @pytest.mark.parametrize("ebt_off", ["dialler", "listener", "both"])
-def test_without_ebt_every_wanted_feed_flows_both_ways(tmp_path: Path, ebt_off: str) -> None:
+def test_without_ebt_every_wanted_feed_flows_both_ways(
+    tmp_path: Path, ebt_off: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "ssbsync")
     feeds = make_feeds(authors=5, messages=200, seed=3)
 
     async def scenario() -> None:
@@ -43,7 +47,10 @@ def test_without_ebt_every_wanted_feed_flows_both_ways(tmp_path: Path, ebt_off: 
                 b.replicator.want(feed)
             b.api.publish({"type": "post", "text": "from b"})
             await b.connect(tcp_address(a))
-            await until(lambda: _holds(b, feeds.clock), 20)
+            await until(lambda: b.is_complete(a.id), 20)
+            await until(lambda: f"replication with {a.id} complete" in caplog.text)
+            assert _holds(b, feeds.clock)  # complete: everything a had when b asked
+            assert b.replication_progress()[a.id]["protocol"] == "createHistoryStream"
             await until(lambda: a.api.store.vector_clock().sequence(b.id) == 1)
             assert not a.replicator.has_session(b.id) and not b.replicator.has_session(a.id)
             b.replicator.want(a.id)  # wanted later: its stream opens while connected
