@@ -111,6 +111,8 @@ class NodeAPI:
 
     def close(self) -> None:
         self._closed = True
+        if self._ingester is not None:
+            self._ingester.close()
         if self._store is not None:
             self._store.close()
             self._store = None

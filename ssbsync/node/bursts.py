@@ -56,6 +56,8 @@ class BurstIngest:
                 item = self._queue.get_nowait()
             done = item is None
             if burst:
-                report = await asyncio.to_thread(self._api.import_messages, burst)
+                # `parallel`: bursts of BATCH_SIZE or more are checked in the ingester's
+                # worker processes, so signatures are verified on every core.
+                report = await asyncio.to_thread(self._api.import_messages, burst, parallel=True)
                 for rejection in report.examples:
                     self._on_rejected(rejection)

@@ -102,6 +102,20 @@ class _Inline(Executor):
         return future
 
 
+class _Borrowed(Executor):
+    """The ingester's long-lived worker pool, lent to one `add` call (which ends by shutting
+    its executor down: a borrowed one stays up for the next call)."""
+
+    def __init__(self, pool: Executor) -> None:
+        self._pool = pool
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
 class Ingester:
     """Validates and appends messages to `store`; one per store, used from one thread."""
 
@@ -123,6 +137,15 @@ class Ingester:
         self._waiting = 0  # messages held in `waiting` for their predecessors
         self._batch = _Batch()  # appended but not yet committed (apply thread only)
         self._last_received_us = store.last_received_us()
+        # Worker processes, started on the first large input and kept until close(): a node
+        # ingests replication bursts all day, and spawning costs ~0.5 s each time.
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def add(
         self,
@@ -171,9 +194,13 @@ class Ingester:
     def _checkers(self, large: bool) -> Executor:
         if not large or self._workers < 2:
             return _Inline()
-        # spawn, not fork: this process has threads (the apply thread, maybe asyncio).
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(self._workers, mp_context=context, initializer=exit_with_parent)
+        if self._pool is None:
+            # spawn, not fork: this process has threads (the apply thread, maybe asyncio).
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=exit_with_parent
+            )
+        return _Borrowed(self._pool)
 
     def _apply(
         self,

@@ -162,6 +162,8 @@ class Node:
     def _committed(self, heads: dict[FeedId, FeedState]) -> None:
         event, self.appended = self.appended, asyncio.Event()
         event.set()
+        if self._stop.is_set():
+            return  # a last ingest while stopping: the store may be closed by now
         self.replicator.appended(heads)
         self._follow_graph_changed(*self.social.refresh())
 
