@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from ssbsync import __version__
 from ssbsync.cli.args import parse_args
+from ssbsync.cli.blobs import run_blobs
 from ssbsync.cli.commands import ALIASES, COMMANDS
 from ssbsync.cli.output import print_items, print_result
 from ssbsync.cli.running import (
@@ -35,6 +36,9 @@ from ssbsync.node.store import StoreError
 NODE_COMMANDS = {
     "gossip.connect", "gossip.disconnect", "gossip.peers", "status", "manifest", "progress",
     "replicate.request", "friends.hops", "friends.isFollowing", "friends.isBlocking",
+    "gossip.add", "gossip.remove", "gossip.get", "gossip.changes", "gossip.enable",
+    "gossip.disable",
+    "invite.create", "invite.accept",
 }  # fmt: skip
 
 OWN_COMMANDS = {
@@ -42,8 +46,12 @@ OWN_COMMANDS = {
     "gossip.connect ADDR": "connect the running node to a peer (net:HOST:PORT~shs:KEY)",
     "sync ADDR [--timeout S]": "replicate with a peer until nothing is outstanding, then exit",
     "gossip.peers | status | manifest": "ask the running node",
+    "gossip.add ADDR | gossip.remove ADDR": "a peer for the node to dial by itself, or not",
     "replicate.request FEED": "replicate this feed too (running node)",
     "friends.hops | friends.isFollowing": "the follow graph (running node)",
+    "invite.create [N | --uses N --note T]": "make a pub invite code (running node)",
+    "invite.accept CODE": "redeem a pub's invite code: it follows us, we follow it",
+    "blobs.add FILE | blobs.get ID": "store a file as a blob / write one to stdout (running node)",
     "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",
     "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
     "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
@@ -141,6 +149,8 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     args = positional + ([options] if options else [])
     if positional[:1] == ["."] and not sys.stdin.isatty():
         args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
+    if name.startswith("blobs."):
+        return run_blobs(folder, name, args, out)
     through_node = _through_running_node(folder, name, positional, options, args, out)
     if through_node is not None:
         return through_node

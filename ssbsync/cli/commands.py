@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ssbsync.node import private
 from ssbsync.node.api import ApiError, NodeAPI, call_options
 
 
@@ -39,6 +40,13 @@ def _history(api: NodeAPI, args: list[Any]) -> Iterator[Any]:
 
 def _by_type(api: NodeAPI, args: list[Any]) -> Iterator[Any]:
     return api.messages_by_type(call_options(args, "type"))
+
+
+def _unbox(api: NodeAPI, args: list[Any]) -> Any:
+    try:
+        return private.unbox_call(api.keys, _first(args, "a ciphertext (…=.box) or a message"))
+    except ValueError as err:
+        raise ApiError(str(err)) from None
 
 
 COMMANDS: dict[str, Command] = {
@@ -78,6 +86,7 @@ COMMANDS: dict[str, Command] = {
         lambda api, a: api.links(call_options(a)),
         "links [--source FEED] [--dest ID] [--rel REL] [--values] [--limit N] [--reverse]",
     ),
+    "private.unbox": Command("async", _unbox, "private.unbox CIPHERTEXT"),
 }
 
 # ssb-server's CLI aliases (ssb-server/lib/cli-cmd-aliases.js).

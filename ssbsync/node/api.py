@@ -19,7 +19,7 @@ from ssbsync.core.jsonv8 import JSONValue, RawJSON
 from ssbsync.core.keys import Keypair
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, is_feed_id, is_msg_id
-from ssbsync.node import identity
+from ssbsync.node import identity, private
 from ssbsync.node.ingest import Ingester, IngestReport, OnCommit, Progress
 from ssbsync.node.store import Range, Store, StoredMessage, StoreError
 
@@ -102,6 +102,7 @@ class NodeAPI:
         self._hmac_key = hmac_key
         self._clock = clock
         self._store: Store | None = None
+        self._private: private.PrivateMessages | None = None
         self._ingester: Ingester | None = None
         self._closed = False
         self._listeners: list[OnCommit] = []
@@ -111,6 +112,9 @@ class NodeAPI:
 
     def close(self) -> None:
         self._closed = True
+        if self._private is not None:
+            self._private.close()
+            self._private = None
         if self._ingester is not None:
             self._ingester.close()
         if self._store is not None:
@@ -130,7 +134,16 @@ class NodeAPI:
             raise StoreError(f"the store of {self.folder} was closed")
         if self._store is None:
             self._store = Store(self.folder / identity.DATABASE)
+            self._private = private.PrivateMessages(self._store.path, self.keys)
+            self._private.index_new()  # what a crash left untried (PROTOCOL.md §9)
         return self._store
+
+    @property
+    def private_messages(self) -> private.PrivateMessages:
+        """The private messages we opened (opened with the store)."""
+        self.store  # noqa: B018 - opens both
+        assert self._private is not None
+        return self._private
 
     @property
     def ingester(self) -> Ingester:
@@ -145,6 +158,7 @@ class NodeAPI:
         self._listeners.append(listener)
 
     def _committed(self, heads: dict[FeedId, FeedState]) -> None:
+        self.private_messages.index_new()  # before the listeners: they may read it
         for listener in self._listeners:
             listener(heads)
 
@@ -152,9 +166,10 @@ class NodeAPI:
 
     def publish(self, content: JSONValue) -> JSONValue:
         """Sign `content` as our next message and store it durably; `{key, value, timestamp}`."""
-        if isinstance(content, dict) and "recps" in content:
-            # Publishing it in the clear would leak what the author meant to be private.
-            raise ApiError("private messages (content.recps) are not supported yet")
+        try:  # content.recps: box it (ssb-db 20 autobox, PROTOCOL.md §9)
+            content = private.autobox(content, self.keys.id)
+        except ValueError as err:
+            raise ApiError(str(err)) from None
         with self._ingest_lock:
             return self._publish(content)
 
@@ -199,14 +214,26 @@ class NodeAPI:
         return {"id": self.keys.id}
 
     def get(self, key: JSONValue) -> JSONValue:
-        if isinstance(key, dict):
-            key = key.get("id")
+        """ssb-db `get(id | {id, private, unbox, meta})`; `private: true` (or a
+        `%id?unbox=…` link) shows a private message opened (§9), `meta` gives the kvt."""
+        opts = private.get_options(key)
+        key = opts.get("id")
         if not is_msg_id(key):
             raise ApiError(f"get expects a message id (%…=.sha256), got {key!r}")
         row = self.store.get(str(key))
         if row is None:
             raise ApiError(f"Key not found in database [{key}]")
-        return row.as_kvt()["value"]
+        if opts.get("private") is True:
+            try:
+                row = self.private_messages.shown_one(row, opts.get("unbox"))
+            except ValueError as err:
+                raise ApiError(str(err)) from None
+        item = row.as_kvt()
+        return item if private.truthy(opts.get("meta")) else item["value"]
+
+    def _shown(self, rows: Iterable[StoredMessage], opts: Options) -> Iterable[StoredMessage]:
+        """ssb-db's `private: true` stream option: what we could open, shown opened (§9)."""
+        return self.private_messages.shown(rows) if opts.get("private") is True else rows
 
     def _kvt(self, key: str) -> JSONValue:
         row = self.store.get(key)
@@ -221,10 +248,11 @@ class NodeAPI:
         return _formatted(self.store.history(feed, window), opts, raw)
 
     def create_user_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
-        return _formatted(self.store.history(_feed_option(opts), _window(opts)), opts, raw)
+        rows = self.store.history(_feed_option(opts), _window(opts))
+        return _formatted(self._shown(rows, opts), opts, raw)
 
     def create_log_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
-        return _formatted(self.store.log(_window(opts)), opts, raw)
+        return _formatted(self._shown(self.store.log(_window(opts)), opts), opts, raw)
 
     def create_feed_stream(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
         # ssb-db maps the bounds onto index keys `[rts, author]` with `[X, null]`, so `gt`
@@ -233,13 +261,15 @@ class NodeAPI:
         lower = window.gte if window.gt is None else window.gt
         upper = window.lt if window.lte is None else window.lte
         window = Range(gte=lower, lt=upper, limit=window.limit, reverse=window.reverse)
-        return _formatted(self.store.by_feed_time(window), opts, raw)
+        return _formatted(self._shown(self.store.by_feed_time(window), opts), opts, raw)
 
     def messages_by_type(self, opts: Options, *, raw: bool = False) -> Iterator[JSONValue]:
         kind = opts.get("type")
         if not isinstance(kind, str):
             raise ApiError("must provide {type: string} to messagesByType")
-        return _formatted(self.store.by_type(kind, _window(opts)), opts, raw)
+        window = _window(opts)  # opened private messages count by their type, as in ssb-db
+        rows = self.private_messages.with_type(self.store.by_type(kind, window), kind, window)
+        return _formatted(self._shown(rows, opts), opts, raw)
 
     def latest(self) -> Iterator[JSONValue]:
         for feed, sequence, ts in self.store.latest():

@@ -47,6 +47,8 @@ class Config:
     friends_hops: int = 2  # friends.hops: replicate feeds this far in the follow graph
     handshake_timeout: float = 5.0  # timers.handshake, ms in the file
     inactivity_timeout: float = 600.0  # timers.inactivity
+    allow_private: bool = False  # allowPrivate: invites may name a private/loopback host (§10)
+    blobs_max: int = 5 * 1024 * 1024  # blobs.max: largest blob stored or fetched (ssb-blobs)
     replicate_ebt: bool = True  # replicate.ebt: false serves and calls no ebt.replicate
     replicate_legacy: bool = True  # replicate.legacy, as ssb-replicate: createHistoryStream
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -172,6 +174,8 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         friends_hops=hops,
         handshake_timeout=_millis(timers.get("handshake", 5000), "timers.handshake"),
         inactivity_timeout=_millis(timers.get("inactivity", 600_000), "timers.inactivity"),
+        allow_private=_boolean(raw.get("allowPrivate", False), "allowPrivate"),
+        blobs_max=_blobs_max(raw),
         replicate_ebt=_flag(raw, "replicate", "ebt"),
         replicate_legacy=_flag(raw, "replicate", "legacy"),
         raw=raw,
@@ -185,7 +189,23 @@ def _flag(raw: Mapping[str, Any], section: str, name: str, default: bool = True)
     return value
 
 
+def _blobs_max(raw: Mapping[str, Any]) -> int:
+    section = raw.get("blobs") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("blobs must be an object")
+    value = section.get("max", 5 * 1024 * 1024)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"blobs.max must be a positive number of bytes, got {value!r}")
+    return value
+
+
 def _millis(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
     return float(value) / 1000
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value

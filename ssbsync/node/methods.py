@@ -17,8 +17,10 @@ from ssbsync import __version__
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_feed_id
 from ssbsync.core.rpc import Request, RpcError
+from ssbsync.node import blob_methods, invites, private
 from ssbsync.node.api import ApiError, NodeAPI, call_options
 from ssbsync.node.ingest import IngestReport
+from ssbsync.node.scheduler import gossip_methods
 from ssbsync.node.session import CallError, Method
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 # `manifest` (lib/core.js), which ssb-client calls first.
 ANONYMOUS = frozenset(
     {("manifest",), ("createHistoryStream",), ("gossip", "ping"), ("ebt", "replicate")}
+    | {("blobs", name) for name in ("has", "get", "getSlice", "changes", "createWants")}
 )
 IMPORT_CHUNK = 500  # messages handed to the ingest thread at once
 
@@ -76,6 +79,11 @@ class Methods:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.api: NodeAPI = node.api
+        # secret-stack's auth hooks (§12): each names the methods a remote may call, or None
+        # to pass; a peer no hook claims gets ANONYMOUS. Invites add one (invites.py).
+        self.auth_hooks: list[Callable[[FeedId | None], frozenset[tuple[str, ...]] | None]] = []
+        # Handlers that must know who calls (invite.use): name -> fn(remote) -> Method.
+        self.per_caller: dict[tuple[str, ...], Callable[[FeedId | None], Method]] = {}
         self.table: dict[tuple[str, ...], Method] = self._build()
 
     def manifest(self) -> dict[str, Any]:
@@ -92,7 +100,7 @@ class Methods:
         self, request: Request, is_master: bool, remote: FeedId | None = None
     ) -> Method | RpcError:
         name = tuple(request.name)
-        if not is_master and name not in ANONYMOUS:
+        if not is_master and name not in self.allowed(remote):
             return RpcError(f"method:{'.'.join(name)} is not in list of allowed methods")
         if name == ("ebt", "replicate") and not self.node.config.replicate_ebt:
             return RpcError("no duplex:ebt,replicate")  # as a peer without ssb-ebt answers
@@ -102,7 +110,20 @@ class Methods:
         method = self.table.get(name)
         if method is None or method.type != request.type:
             return RpcError(f"no {request.type}:{','.join(name)}")
-        return method
+        bind = self.per_caller.get(name)
+        return method if bind is None else bind(remote)
+
+    def allowed(self, remote: FeedId | None) -> frozenset[tuple[str, ...]]:
+        """What a non-master peer may call: the first auth hook's answer, else ANONYMOUS."""
+        for hook in self.auth_hooks:
+            granted = hook(remote)
+            if granted is not None:
+                return granted
+        return ANONYMOUS
+
+    def restricted(self, remote: FeedId) -> bool:
+        """True for a peer an auth hook limits (an invite guest): no replication with it."""
+        return any(hook(remote) is not None for hook in self.auth_hooks)
 
     def _build(self) -> dict[tuple[str, ...], Method]:
         api, opts = self.api, call_options
@@ -138,9 +159,10 @@ class Methods:
             ("friends", "hops"): _sync(lambda a: self._hops(opts(a, "start", "max"))),
             ("friends", "isFollowing"): _sync(lambda a: self._edge("is_following", a)),
             ("friends", "isBlocking"): _sync(lambda a: self._edge("is_blocking", a)),
-            ("gossip", "connect"): Method("async", self._connect),
-            ("gossip", "disconnect"): Method("async", self._disconnect),
-            ("gossip", "peers"): _sync(lambda _: self.node.peers()),
+            **gossip_methods(self.node),  # gossip.add/remove/get/peers/changes/connect/...
+            **invites.methods(self),
+            **private.methods(self.api.keys),
+            **blob_methods.methods(self),  # blobs.* (§8)
         }
 
     async def _publish(self, args: list[Any]) -> JSONValue:
@@ -264,16 +286,3 @@ class Methods:
         """gossip.ping (pull-ping): answer each timestamp the caller sends with ours."""
         async for _ in incoming:
             yield int(time.time() * 1000)
-
-    async def _connect(self, args: list[Any]) -> JSONValue:
-        address = _first(args, "address")
-        if isinstance(address, dict):
-            address = address.get("address") or address.get("key")
-        try:
-            peer = await self.node.connect(str(address))
-        except Exception as err:
-            raise CallError(f"could not connect to {address}: {err}") from None
-        return {"id": peer, "address": str(address)}
-
-    async def _disconnect(self, args: list[Any]) -> JSONValue:
-        return await self.node.disconnect(str(_first(args, "address")))

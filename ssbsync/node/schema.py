@@ -40,4 +40,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX links_by_dest ON links(dest_hash);
     """,
+    # invites this node created as a pub (PROTOCOL.md §10; ssbsync.node.invites).
+    """
+    CREATE TABLE invites (
+        id TEXT PRIMARY KEY,               -- the invite key pair's id (@…=.ed25519)
+        total INTEGER NOT NULL,            -- how many guests may use it
+        used INTEGER NOT NULL DEFAULT 0,
+        note TEXT,                         -- copied into the contact message it publishes
+        created INTEGER NOT NULL           -- ms since the epoch
+    );
+    """,
+    # the peer table of the connection scheduler (PROTOCOL.md §14; ssbsync.node.peertable).
+    """
+    CREATE TABLE peers (
+        address TEXT PRIMARY KEY,          -- canonical multiserver address (net:H:P~shs:K)
+        key TEXT NOT NULL,                 -- the peer's feed id
+        source TEXT NOT NULL,              -- seed, manual, invite, pub, ...
+        announcers INTEGER NOT NULL,
+        failures INTEGER NOT NULL,         -- consecutive failed attempts
+        state_change REAL,                 -- seconds since the epoch, as the times below
+        last_attempt REAL,
+        last_success REAL,
+        next_attempt REAL NOT NULL,
+        sessions INTEGER NOT NULL,
+        connected_seconds REAL NOT NULL
+    );
+    """,
+    # private messages we could open (node/private.py, PROTOCOL.md §9), and how far we tried.
+    """
+    CREATE TABLE private_messages (
+        message INTEGER PRIMARY KEY REFERENCES messages(rowid),
+        unbox_key TEXT NOT NULL,           -- base64 of [N] ‖ body key: ssb-db's meta.unbox
+        type TEXT,                         -- content.type of the opened content
+        content TEXT NOT NULL              -- the opened content, JSON.stringify form
+    );
+    CREATE INDEX private_messages_by_type ON private_messages(type);
+    CREATE TABLE private_progress (
+        tried_up_to INTEGER NOT NULL       -- every message with a rowid up to this was tried
+    );
+    INSERT INTO private_progress VALUES (0);
+    """,
 )

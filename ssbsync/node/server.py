@@ -23,10 +23,13 @@ from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.message import FeedState
 from ssbsync.core.refs import FeedId, feed_id
 from ssbsync.node.api import NodeAPI
+from ssbsync.node.blob_replication import Blobs
+from ssbsync.node.blobs import BlobStore
 from ssbsync.node.config import Config, Listener
 from ssbsync.node.legacy import LegacyPull
 from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
+from ssbsync.node.scheduler import Gossip
 from ssbsync.node.secure import secure_client, secure_server
 from ssbsync.node.session import RemoteError, RpcSession
 from ssbsync.node.social import SocialGraph
@@ -72,6 +75,7 @@ class Node:
         self.config = config
         self.api = NodeAPI(config.path, hmac_key=config.sign_cap)
         self.id: FeedId = self.api.keys.id
+        self.blobs = Blobs(BlobStore(config.path, config.blobs_max), config.inactivity_timeout)
         self.methods = Methods(self)
         self.replicator = Replicator(self.api, on_stall=self._stalled)
         self.social = SocialGraph(self.api, self.id, config.friends_hops)
@@ -86,6 +90,8 @@ class Node:
         self._listen = listen  # False: a node that only dials (`ssbsync sync`)
         self.peer_tasks: list[PeerTask] = [self._replicate]
         self._legacy: dict[FeedId, LegacyPull] = {}  # peers we replicate with legacy only
+        self.peer_tasks.append(self.blobs.run_peer)  # blob wants and haves (§8)
+        self.gossip = Gossip(self)  # the peer table and the connection scheduler (§14)
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -108,10 +114,12 @@ class Node:
                     self._write_manifest()
                 log.info("ssbsync %s listening on %s", self.id, ", ".join(self.addresses))
                 ticker = group.create_task(self._tick())
+                gossip = group.create_task(self.gossip.run(dial=self._listen))
                 self.ready.set()
                 await self._stop.wait()
                 ticker.cancel()
                 await self._close_sessions()
+                gossip.cancel()
         finally:
             await self._shutdown()
 
@@ -231,7 +239,8 @@ class Node:
         try:
             async with asyncio.TaskGroup() as group:
                 alongside = []
-                if remote is not None and remote != self.id:
+                # An invite guest (methods.restricted) only redeems its code: nothing runs.
+                if remote is not None and remote != self.id and not self.methods.restricted(remote):
                     alongside = [
                         group.create_task(task(session, remote, outgoing))
                         for task in self.peer_tasks

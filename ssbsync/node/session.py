@@ -396,6 +396,14 @@ class RpcSession:
         await self._send(data)
         return Duplex(self, id, inbox)
 
+    async def sink(self, name: str | list[str], *args: object) -> Sink:
+        """A sink call: `send()` items, then `finish()` waits for the callee's answer."""
+        id, data = self._new_call(name, args, "sink")
+        inbox = self._our_streams[id] = Inbox()
+        self._our_types[id] = "sink"
+        await self._send(data)
+        return Sink(self, id, inbox)
+
 
 class Duplex:
     """Our side of a duplex call: `send()` items, `end()` our half, iterate what arrives."""
@@ -410,3 +418,30 @@ class Duplex:
 
     async def end(self, error: RpcError | None = None) -> None:
         await self._session._send(self._session._rpc.end(self.id, True, error))
+
+
+class Sink:
+    """Our side of a sink call. The callee may end it early with an error (then `send` raises
+    that RemoteError); `finish()` ends our half and returns once the callee has ended its."""
+
+    def __init__(self, session: RpcSession, id: int, inbox: Inbox) -> None:
+        self._session = session
+        self.id = id
+        self._answer = inbox
+
+    async def send(self, item: object) -> None:
+        if not self._session._rpc.is_open(self.id, True):
+            await self.finish()  # the callee ended it: raise its error
+            raise StreamClosed("the callee ended this sink")
+        await self._session._send(self._session._rpc.send(self.id, True, item))
+
+    async def finish(self, timeout: float = 60.0) -> None:
+        """End our half; RemoteError if the callee ended with an error."""
+        try:
+            await self._session._send(self._session._rpc.end(self.id, True))
+            async with asyncio.timeout(timeout):
+                async for _ in self._answer:
+                    pass  # a sink's callee sends no items
+        finally:
+            self._session._our_streams.pop(self.id, None)
+            self._session._our_types.pop(self.id, None)

@@ -168,7 +168,7 @@ class Store:
 
     def get(self, key: str) -> StoredMessage | None:
         row = self._read.execute(
-            _SELECT + " WHERE m.key_hash = ? AND m.key = ?", (_key_hash(key), key)
+            _SELECT + " WHERE m.key_hash = ? AND m.key = ?", (key_hash(key), key)
         ).fetchone()
         return None if row is None else StoredMessage(*row)
 
@@ -211,7 +211,7 @@ class Store:
         params: list[object] = []
         if dest is not None:
             clauses.append("l.dest_hash = ?")
-            params.append(_key_hash(dest))
+            params.append(key_hash(dest))
         for column, wanted in (("f.author", source), ("l.dest", dest), ("l.rel", rel)):
             if wanted is not None:
                 clauses.append(f"{column} = ?")
@@ -297,7 +297,7 @@ class Store:
         try:
             message_rows = [self._message_row(new) for new in batch]
             link_rows = [
-                (n.received_us, _key_hash(dest), rel, dest) for n in batch for rel, dest in n.links
+                (n.received_us, key_hash(dest), rel, dest) for n in batch for rel, dest in n.links
             ]
             db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?)", message_rows)
             db.executemany("INSERT INTO links VALUES (?,?,?,?)", link_rows)
@@ -322,7 +322,7 @@ class Store:
         feed_time = claimed if is_number and claimed and claimed <= received else received
         return (
             new.received_us,
-            _key_hash(new.key),
+            key_hash(new.key),
             new.key,
             self._feed_rowid(new.author),
             new.sequence,
@@ -344,7 +344,7 @@ class Store:
         return rowid
 
 
-def _key_hash(key: str) -> int:
+def key_hash(key: str) -> int:
     """The first 8 bytes of an id's key or hash, as a signed 64-bit integer (any sigil)."""
     try:
         raw = binascii.a2b_base64(key[1:13])
