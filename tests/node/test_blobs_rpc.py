@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,38 +12,10 @@ import pytest
 
 from ssbsync.core.keys import Keypair
 from ssbsync.core.refs import blob_id
-from ssbsync.node import config as node_config
 from ssbsync.node.client import Client, collect
-from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
 
-TIMEOUT = 20
-
-
-def _config(folder: Path, **extra: Any) -> node_config.Config:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config").write_text(json.dumps({"host": "127.0.0.1", "port": 0, **extra}))
-    return node_config.load(folder)
-
-
-@asynccontextmanager
-async def running(folder: Path, **extra: Any) -> AsyncIterator[Node]:
-    node = Node(_config(folder, **extra))
-    task = asyncio.create_task(node.run())
-    try:
-        await asyncio.wait_for(node.ready.wait(), TIMEOUT)
-        yield node
-    finally:
-        node.stop()
-        await asyncio.wait_for(task, TIMEOUT)
-
-
-def tcp_address(node: Node) -> str:
-    return next(a for a in node.addresses if a.startswith("net:"))
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 60))
+from .nodes import TIMEOUT, run, running, tcp_address
 
 
 def id_of(data: bytes) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,43 +17,14 @@ from ssbsync.node.invites import create_options, is_private_host
 from ssbsync.node.server import Node
 from ssbsync.node.session import CallError, RemoteError
 
-TIMEOUT = 20
+from .nodes import TIMEOUT, config_in, run, running, until
+
 GUEST_MANIFEST = {
     "invite": {"use": "async"},
     "getAddress": "async",
     "whoami": "async",
     "createHistoryStream": "source",
 }
-
-
-def _config(folder: Path, **extra: Any) -> node_config.Config:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config").write_text(json.dumps({"host": "127.0.0.1", "port": 0, **extra}))
-    return node_config.load(folder)
-
-
-@asynccontextmanager
-async def running(folder: Path, **extra: Any) -> AsyncIterator[Node]:
-    node = Node(_config(folder, **extra))
-    task = asyncio.create_task(node.run())
-    try:
-        await asyncio.wait_for(node.ready.wait(), TIMEOUT)
-        yield node
-    finally:
-        node.stop()
-        await asyncio.wait_for(task, TIMEOUT)
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 60))
-
-
-async def until(check: Callable[[], bool], seconds: float = 10) -> None:
-    for _ in range(int(seconds * 20)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def owner_call(node: Node, name: str, *args: Any) -> Any:
@@ -224,11 +193,11 @@ def test_create_options_read_as_ssb_invite_reads_them() -> None:
             create_options(bad)
 
 
-def test_allow_private_is_read_from_the_config(tmp_path: Path) -> None:
-    assert _config(tmp_path / "a").allow_private is False
-    assert _config(tmp_path / "b", allowPrivate=True).allow_private is True
+def test_allow_private_is_read_from_theconfig_in(tmp_path: Path) -> None:
+    assert config_in(tmp_path / "a").allow_private is False
+    assert config_in(tmp_path / "b", allowPrivate=True).allow_private is True
     with pytest.raises(node_config.ConfigError, match="allowPrivate must be true or false"):
-        _config(tmp_path / "c", allowPrivate="yes")
+        config_in(tmp_path / "c", allowPrivate="yes")
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
 
 from .helpers import make_feeds
-from .test_running_node import run, running, tcp_address, until
+from .nodes import run, running, tcp_address, until
 
 NO_EBT = {"replicate": {"ebt": False}}
 

@@ -21,7 +21,7 @@ from ssbsync.node.peertable import PeerTable
 from ssbsync.node.scheduler import GossipSettings
 from ssbsync.node.store import Store
 
-from .test_running_node import run, running, until
+from .nodes import run, running, until
 
 ME = Keypair.from_seed(b"\x01" * 32).id
 

@@ -22,7 +22,7 @@ from ssbsync.node.private import PrivateMessages
 from ssbsync.node.session import RemoteError
 from ssbsync.node.store import Store
 
-from .test_running_node import run, running, tcp_address, until
+from .nodes import run, running, tcp_address, until
 
 FRIEND = Keypair.from_seed(b"\x21" * 32)
 STRANGER = Keypair.from_seed(b"\x22" * 32)

@@ -6,10 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,44 +14,9 @@ from ssbsync.core import message
 from ssbsync.core.keys import Keypair
 from ssbsync.node import config as node_config
 from ssbsync.node.client import Client, collect
-from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
 
-TIMEOUT = 20
-
-
-def _config(folder: Path, **extra: Any) -> node_config.Config:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config").write_text(json.dumps({"host": "127.0.0.1", "port": 0, **extra}))
-    return node_config.load(folder)
-
-
-@asynccontextmanager
-async def running(folder: Path, **extra: Any) -> AsyncIterator[Node]:
-    node = Node(_config(folder, **extra))
-    task = asyncio.create_task(node.run())
-    try:
-        await asyncio.wait_for(node.ready.wait(), TIMEOUT)
-        yield node
-    finally:
-        node.stop()
-        await asyncio.wait_for(task, TIMEOUT)
-
-
-def tcp_address(node: Node) -> str:
-    return next(a for a in node.addresses if a.startswith("net:"))
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 60))
-
-
-async def until(check: Callable[[], bool], seconds: float = 10) -> None:
-    for _ in range(int(seconds * 20)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from .nodes import TIMEOUT, config_in, run, running, tcp_address, until
 
 
 def test_local_socket_gives_the_owner_every_method(tmp_path: Path) -> None:
@@ -106,7 +68,7 @@ def test_wrong_network_key_is_refused_and_the_node_keeps_serving(tmp_path: Path)
         other_caps = "qfvLx2H4BMRk8WjVj0Ge2mbCjlaRvb/y4e16tQnBwnc="
         async with running(tmp_path / "a") as node:
             outsider = Keypair.from_seed(b"\x01" * 32)
-            wrong = node_config.load(_config(tmp_path / "x", caps={"shs": other_caps}).path)
+            wrong = node_config.load(config_in(tmp_path / "x", caps={"shs": other_caps}).path)
             with pytest.raises(Exception, match=r"hung up|handshake"):
                 await Client.connect(tcp_address(node), outsider, wrong.network_key, timeout=5)
             async with await Client.connect(

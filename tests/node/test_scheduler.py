@@ -18,7 +18,8 @@ from ssbsync.node.client import Client
 from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
 
-from .test_running_node import _cli, run, running, tcp_address, until
+from .nodes import run, running, tcp_address, until
+from .test_running_node import _cli
 
 FAST = Policy(max_connections=3, backoff_base=0.2, backoff_cap=1.6, min_session=0.0)
 
