@@ -16,13 +16,12 @@ Pure: the caller supplies the random seed when making a code.
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
 import re
 from dataclasses import dataclass
 
 from ssbsync.core.keys import Keypair
-from ssbsync.core.refs import FeedId, feed_id, is_feed_id
+from ssbsync.core.refs import FeedId, decode_key32, feed_id, is_feed_id
 
 _SEED_RE = re.compile(r"[A-Za-z0-9/+]{43}=")  # ssb-ref's legacyInviteRegex: 32 bytes
 _DOMAIN_RE = re.compile(
@@ -169,12 +168,9 @@ def is_host(host: str) -> bool:
 
 def _key(text: str, what: str) -> bytes:
     try:
-        raw = binascii.a2b_base64(text, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise InviteError(f"the invite's {what} is not base64: {text!r}") from None
-    if len(raw) != 32:
-        raise InviteError(f"the invite's {what} must be 32 bytes, got {len(raw)}")
-    return raw
+        return decode_key32(text)
+    except ValueError as err:
+        raise InviteError(f"the invite's {what} {err}") from None
 
 
 def _seed(text: str) -> bytes:

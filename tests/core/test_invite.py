@@ -99,7 +99,7 @@ def test_the_first_usable_of_several_multiserver_addresses_is_taken() -> None:
         (f"pub.example.com:8008:{PUB}~{SEED}~{SEED}", "unsupported transport"),
         (f"net:pub.example.com:8008~shs:{PUB_B64}", "no invite seed"),
         ("net:pub.example.com:8008~noauth", "no shs:KEY part"),
-        (f"net:pub.example.com:8008~shs:abc=:{SEED}", "pub key must be 32 bytes"),
+        (f"net:pub.example.com:8008~shs:abc=:{SEED}", "pub key must decode to 32 bytes"),
         (f"net:pub.example.com:8008~shs:a*c:{SEED}", "pub key is not base64"),
         (f"net:pub.example.com:8008~shs:{PUB_B64}:{SEED[:-2]}", "seed must be base64"),
         (f"unix:/tmp/socket~shs:{PUB_B64}:{SEED}", "unsupported transport 'unix'"),

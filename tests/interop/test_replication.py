@@ -1,5 +1,5 @@
-"""Bulk EBT replication with ssb-server 16, both ways (the replication issue's data set):
-1,000 messages of 20 authors."""
+"""Bulk replication with ssb-server 16, both ways, over EBT and legacy (the replication
+issue's data set): 1,000 messages of 20 authors."""
 
 from __future__ import annotations
 
@@ -32,14 +32,21 @@ def _holds(clock: object, heads: dict[str, int]) -> bool:
     return isinstance(clock, dict) and all(clock.get(f) == s for f, s in heads.items())
 
 
+# Over EBT, and with ssbsync's EBT off: legacy replication, createHistoryStream only (§6).
+PROTOCOLS = {"ebt": {}, "legacy": {"replicate": {"ebt": False}}}
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_ssbsync_replicates_20_feeds_from_ssb_server(
     refpeer_install: Installation,
     start_refpeer: StartRefPeer,
     start_ssbsync: StartSsbsync,
     tmp_path: Path,
+    protocol: str,
 ) -> None:
+    """ssbsync dials; with EBT off it pulls every wanted feed by createHistoryStream."""
     file, heads = _dataset(tmp_path)
-    ref, ours = start_refpeer(), start_ssbsync()
+    ref, ours = start_refpeer(), start_ssbsync(config=PROTOCOLS[protocol])
     # a holder that does not want a feed does not send it over EBT (refpeer README)
     assert feed_refpeer(refpeer_install, ref, {"file": str(file), "want": list(heads)}) == {
         "added": MESSAGES,
@@ -51,20 +58,25 @@ def test_ssbsync_replicates_20_feeds_from_ssb_server(
     wait_for(
         lambda: ours.cli("getVectorClock"),
         lambda clock: _holds(clock, heads),
-        f"ssbsync to hold all {MESSAGES} messages of {AUTHORS} feeds",
+        f"ssbsync to hold all {MESSAGES} messages of {AUTHORS} feeds ({protocol})",
         timeout=60,
     )
-    assert f"EBT replication with {ref.id} (we called)" in ours.log()
+    used_ebt = f"EBT replication with {ref.id} (we called)" in ours.log()
+    assert used_ebt == (protocol == "ebt")
 
 
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
 def test_ssb_server_replicates_20_feeds_from_ssbsync(
     refpeer_install: Installation,
     start_refpeer: StartRefPeer,
     start_ssbsync: StartSsbsync,
     tmp_path: Path,
+    protocol: str,
 ) -> None:
+    """ssb-server dials; when ssbsync refuses its ebt.replicate it falls back to legacy
+    replication and pulls every feed it wants once ssbsync has called createHistoryStream."""
     file, heads = _dataset(tmp_path)
-    ref, ours = start_refpeer(), start_ssbsync()
+    ref, ours = start_refpeer(), start_ssbsync(config=PROTOCOLS[protocol])
     imported = ours.cli("import", str(file))  # through the running node
     assert f"{MESSAGES} accepted" in str(imported)
     feed_refpeer(refpeer_install, ref, {"want": list(heads)})
@@ -72,54 +84,8 @@ def test_ssb_server_replicates_20_feeds_from_ssbsync(
     wait_for(
         lambda: ref.cli("getVectorClock"),
         lambda clock: _holds(clock, heads),
-        f"ssb-server to hold all {MESSAGES} messages of {AUTHORS} feeds",
+        f"ssb-server to hold all {MESSAGES} messages of {AUTHORS} feeds ({protocol})",
         timeout=60,
     )
-    assert f"EBT replication with {ref.id} (it called)" in ours.log()
-
-
-LEGACY_ONLY = {"replicate": {"ebt": False}}  # ssbsync without EBT: createHistoryStream only
-
-
-def test_ssbsync_without_ebt_replicates_20_feeds_from_ssb_server(
-    refpeer_install: Installation,
-    start_refpeer: StartRefPeer,
-    start_ssbsync: StartSsbsync,
-    tmp_path: Path,
-) -> None:
-    """ssbsync dials with EBT off: it pulls every wanted feed by createHistoryStream (§6)."""
-    file, heads = _dataset(tmp_path)
-    ref, ours = start_refpeer(), start_ssbsync(config=LEGACY_ONLY)
-    feed_refpeer(refpeer_install, ref, {"file": str(file), "want": list(heads)})
-    for feed in heads:
-        ours.cli("replicate.request", feed)
-    ours.cli("gossip.connect", ref.address)
-    wait_for(
-        lambda: ours.cli("getVectorClock"),
-        lambda clock: _holds(clock, heads),
-        f"ssbsync to hold all {MESSAGES} messages of {AUTHORS} feeds by legacy replication",
-        timeout=60,
-    )
-    assert "EBT replication" not in ours.log()
-
-
-def test_ssb_server_replicates_20_feeds_from_ssbsync_without_ebt(
-    refpeer_install: Installation,
-    start_refpeer: StartRefPeer,
-    start_ssbsync: StartSsbsync,
-    tmp_path: Path,
-) -> None:
-    """ssb-server dials, its ebt.replicate is refused, and it falls back to legacy
-    replication: it pulls every feed it wants once ssbsync has called createHistoryStream."""
-    file, heads = _dataset(tmp_path)
-    ref, ours = start_refpeer(), start_ssbsync(config=LEGACY_ONLY)
-    assert f"{MESSAGES} accepted" in str(ours.cli("import", str(file)))
-    feed_refpeer(refpeer_install, ref, {"want": list(heads)})
-    ref.cli("gossip.connect", ours.address)
-    wait_for(
-        lambda: ref.cli("getVectorClock"),
-        lambda clock: _holds(clock, heads),
-        f"ssb-server to hold all {MESSAGES} messages of {AUTHORS} feeds by legacy replication",
-        timeout=60,
-    )
-    assert "EBT replication" not in ours.log()
+    used_ebt = f"EBT replication with {ref.id} (it called)" in ours.log()
+    assert used_ebt == (protocol == "ebt")
