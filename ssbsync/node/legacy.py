@@ -113,7 +113,7 @@ class LegacyPull:
         opts = {"id": feed, "seq": last + 1, "live": live, "keys": False}
         try:
             async for value in self._session.source("createHistoryStream", opts):
-                ingest.put(value)
+                await ingest.put(value)
                 sequence = value.get("sequence") if isinstance(value, dict) else None
                 if sequence == last + 1:  # in order; a bogus one is refused at ingest
                     last = sequence

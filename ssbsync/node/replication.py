@@ -268,7 +268,7 @@ class Replicator:
                     author, sequence = item["author"], item["sequence"]
                     if is_feed_id(author):
                         self._run(MessageReceived(peer, FeedId(author), sequence, self._clock()))
-                        ingest.put(item)
+                        await ingest.put(item)
                     continue
                 try:
                     notes = notes_from_json(item)

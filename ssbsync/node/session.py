@@ -35,6 +35,9 @@ log = logging.getLogger("ssbsync.rpc")
 
 MAX_INBOX = 4096  # items waiting to be consumed on one stream
 MAX_INBOX_BYTES = 8 << 20  # and their bytes on the wire
+# Past half of either, the read loop stops reading until the stream's consumer catches up:
+# TCP then slows the peer down (backpressure), and what one read adds stays under the limit.
+PAUSE_ITEMS, PAUSE_BYTES = MAX_INBOX // 2, MAX_INBOX_BYTES // 2
 MAX_OPEN_CALLS = 8192  # concurrent calls a peer may have open with us (~3 KB each)
 SEND_TIMEOUT = 60.0  # a peer that reads nothing for this long is dropped
 HIGH_WATER = 256 << 10  # queued outgoing bytes before senders wait for the writer
@@ -75,20 +78,31 @@ class Inbox:
         self._items: deque[tuple[object, int]] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()  # set while under the pause marks
+        self._room.set()
         self._ended = False
         self.error: RpcError | None = None
 
-    def put(self, item: object, size: int = 0) -> None:
+    def put(self, item: object, size: int = 0) -> bool:
+        """Queue an item; True when the reader should pause until `room()`."""
         if len(self._items) >= MAX_INBOX or self._bytes + size > MAX_INBOX_BYTES:
             raise RemoteProtocolError(Reason.LIMIT, "a stream sent more than we can queue")
         self._items.append((item, size))
         self._bytes += size
         self._ready.set()
+        if len(self._items) >= PAUSE_ITEMS or self._bytes >= PAUSE_BYTES:
+            self._room.clear()
+        return not self._room.is_set()
+
+    async def room(self) -> None:
+        """Until the consumer has taken the queue down to half the pause marks (or it ended)."""
+        await self._room.wait()
 
     def close(self, error: RpcError | None = None) -> None:
         self._ended = True
         self.error = self.error or error
         self._ready.set()
+        self._room.set()
 
     def __aiter__(self) -> AsyncIterator[object]:
         return self._iterate()
@@ -98,6 +112,8 @@ class Inbox:
             while self._items:
                 item, size = self._items.popleft()
                 self._bytes -= size
+                if len(self._items) <= PAUSE_ITEMS // 2 and self._bytes <= PAUSE_BYTES // 2:
+                    self._room.set()
                 yield item
             if self._ended:
                 if self.error is not None:
@@ -127,6 +143,7 @@ class RpcSession:
         self._their_streams: dict[int, Inbox] = {}
         self._our_types: dict[int, CallType] = {}
         self._handlers: dict[int, asyncio.Task[None]] = {}
+        self._lagging: set[Inbox] = set()  # inboxes past their pause marks
         self._inactivity = inactivity_timeout
         self._closed = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
@@ -198,6 +215,15 @@ class RpcSession:
                 self._rpc.receive_data(data)
                 if not self._handle_events() or self.closed:
                     break
+                while self._lagging:  # backpressure: read on once the consumer caught up
+                    lagging = self._lagging.pop()
+                    try:
+                        async with asyncio.timeout(SEND_TIMEOUT):
+                            await lagging.room()
+                    except TimeoutError:
+                        raise RemoteProtocolError(
+                            Reason.LIMIT, "a stream sent more than we could take in time"
+                        ) from None
         except (StreamClosed, TimeoutError) as err:
             log.info("%s: connection ended: %s", self.label, err or "inactive")
         except RemoteProtocolError as err:
@@ -229,8 +255,8 @@ class RpcSession:
                     future.set_exception(RemoteError(event.error))
         elif isinstance(event, StreamData):
             inbox = (self._our_streams if event.ours else self._their_streams).get(event.id)
-            if inbox is not None:
-                inbox.put(event.value, event.size)
+            if inbox is not None and inbox.put(event.value, event.size):
+                self._lagging.add(inbox)
         elif isinstance(event, StreamEnd):
             self._stream_ended(event)
 
