@@ -92,6 +92,7 @@ class Replicator:
         self._clock = clock
         self._on_stall = on_stall  # (peer, feed): EBT gives us nothing of a feed it claims
         self._behind: dict[tuple[FeedId, FeedId], tuple[int, float]] = {}  # since when
+        self._arrived: dict[FeedId, float] = {}  # when a peer last sent us a message
         self.state = EbtState(api.store.vector_clock())
         self._outboxes: dict[FeedId, asyncio.Queue[object]] = {}
         self._peer_clocks: dict[FeedId, dict[FeedId, int]] = {}
@@ -154,10 +155,13 @@ class Replicator:
         self._behind = behind
 
     def _still_behind(self, peer: FeedId, feed: FeedId, ours: int, now: float) -> tuple[int, float]:
-        """Since when we have had `ours` of a feed that `peer` claims more of; a stall of
-        LEGACY_AFTER is reported (again every LEGACY_AFTER while it lasts)."""
+        """Since when we have had `ours` of a feed that `peer` claims more of, with nothing at
+        all arriving from it; a stall of LEGACY_AFTER is reported (again every LEGACY_AFTER
+        while it lasts)."""
         seen, since = self._behind.get((peer, feed), (ours, now))
-        if seen != ours:
+        if seen != ours or self._arrived.get(peer, since) > since:
+            # stored more, or the peer is sending (EBT sends one feed after another, so a
+            # feed can wait long behind others in a big transfer): not stalled
             return ours, now
         if now - since >= LEGACY_AFTER:
             log.info(
@@ -247,6 +251,7 @@ class Replicator:
     def _close(self, peer: FeedId) -> None:
         outbox = self._outboxes.pop(peer, None)
         self._complete.discard(peer)
+        self._arrived.pop(peer, None)
         if outbox is not None:
             outbox.put_nowait(_CLOSED)
             self._run(PeerDisconnected(peer))
@@ -267,7 +272,9 @@ class Replicator:
                 if is_message(item):
                     author, sequence = item["author"], item["sequence"]
                     if is_feed_id(author):
-                        self._run(MessageReceived(peer, FeedId(author), sequence, self._clock()))
+                        now = self._clock()
+                        self._arrived[peer] = now  # queued for ingest: progress
+                        self._run(MessageReceived(peer, FeedId(author), sequence, now))
                         await ingest.put(item)
                     continue
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -134,5 +135,34 @@ def test_ebt_request_and_peer_status(tmp_path: Path) -> None:
             assert status["peers"][a.id]["seq"] == feeds.clock[wanted]
             await asyncio.sleep(0.5)
             assert b.api.store.vector_clock().sequence(unwanted) == 0
+
+    run(scenario)
+
+
+def test_a_feed_waiting_behind_others_in_a_big_transfer_is_not_a_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EBT sends one feed after another: the last feeds wait, stored sequence unchanged, for
+    as long as the others take. While the peer keeps sending, that is not a stall (no feed is
+    asked for again by createHistoryStream)."""
+    caplog.set_level(logging.INFO, "ssbsync")
+    monkeypatch.setattr(replication, "LEGACY_AFTER", 1.0)
+    feeds = make_feeds(authors=40, messages=8000, seed=7)
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.import_messages((m.value for m in feeds.messages), parallel=True)
+            ingest = b.api.import_messages
+
+            def slow_ingest(values: Any, *args: Any, **kwargs: Any) -> Any:
+                time.sleep(0.05)  # a slower machine: bursts wait in line
+                return ingest(values, *args, **kwargs)
+
+            monkeypatch.setattr(b.api, "import_messages", slow_ingest)
+            for feed in feeds.clock:
+                b.replicator.want(feed)
+            await b.connect(tcp_address(a))
+            await until(lambda: _holds(b, feeds.clock), 60)
+        assert "stalled" not in caplog.text
 
     run(scenario)
