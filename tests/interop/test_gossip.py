@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ssbsync.node import config as node_config
 from ssbsync.node.server import Node
+from tests.node.nodes import running
 
 from .conftest import StartRefPeer
 from .refpeer import RefPeer
@@ -23,20 +22,6 @@ from .refpeer import RefPeer
 pytestmark = pytest.mark.interop
 
 TIMEOUT = 60.0
-
-
-@asynccontextmanager
-async def ssbsync_node(folder: Path, **config: Any) -> AsyncIterator[Node]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config").write_text(json.dumps({"host": "127.0.0.1", "port": 0, **config}))
-    node = Node(node_config.load(folder))
-    running = asyncio.create_task(node.run())
-    try:
-        await asyncio.wait_for(node.ready.wait(), TIMEOUT)
-        yield node
-    finally:
-        node.stop()
-        await asyncio.wait_for(running, TIMEOUT)
 
 
 async def until(check: Callable[[], bool], what: str, seconds: float = TIMEOUT) -> None:
@@ -65,7 +50,7 @@ def test_ssbsync_dials_a_seed_by_itself_and_replicates(
     publish_posts(ref, 3)
 
     async def scenario() -> None:
-        async with ssbsync_node(tmp_path / "ssbsync", seeds=[ref.address]) as ours:
+        async with running(tmp_path / "ssbsync", seeds=[ref.address]) as ours:
             ours.api.publish({"type": "contact", "contact": ref.id, "following": True})
             await until(
                 lambda: ours.api.store.vector_clock().sequence(ref.id) == 3,
@@ -91,7 +76,7 @@ def test_ssbsync_finds_a_pub_announced_in_ssb_servers_feed(
     seed.cli("publish", ".", stdin=json.dumps(announcement))
 
     async def scenario() -> None:
-        async with ssbsync_node(tmp_path / "ssbsync", seeds=[seed.address]) as ours:
+        async with running(tmp_path / "ssbsync", seeds=[seed.address]) as ours:
             for peer in (seed, pub):
                 ours.api.publish({"type": "contact", "contact": peer.id, "following": True})
             await until(
