@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssbsync.core.address import AddressError
 from ssbsync.core.refs import FeedId, decode_key32, is_feed_id
+from ssbsync.core.schedule import parse_peer_address
 
 MAIN_CAPS_SHS = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="  # PROTOCOL.md §1.3
 DEFAULT_PORT = 8008
@@ -36,6 +38,39 @@ class Listener:
     external: str | None = None
 
 
+SWITCHES = ("global", "seed", "local", "pub")  # gossip.enable/disable types (ssb-gossip)
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    connections: int = 3
+    seeds: tuple[str, ...] = ()
+    offline: bool = False
+    switches: Mapping[str, bool] = field(default_factory=lambda: dict.fromkeys(SWITCHES, True))
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> GossipSettings:
+        """Read the gossip part of the config file; ConfigError names a bad field."""
+        gossip = raw.get("gossip") or {}
+        if not isinstance(gossip, dict):
+            raise ConfigError("gossip must be an object")
+        connections = gossip.get("connections", 3)
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 0:
+            raise ConfigError(f"gossip.connections must be a whole number, got {connections!r}")
+        switches = {name: gossip.get(name, True) is not False for name in SWITCHES}
+        switches["pub"] = switches["pub"] and gossip.get("autoPopulate", True) is not False
+        seeds = raw.get("seeds") or []
+        seeds = [seeds] if isinstance(seeds, str | dict) else seeds
+        if not isinstance(seeds, list):
+            raise ConfigError("seeds must be an address or a list of addresses")
+        for i, seed in enumerate(seeds):
+            try:
+                parse_peer_address(seed)
+            except AddressError as err:
+                raise ConfigError(f"seeds[{i}]: {err}") from None
+        return cls(connections, tuple(seeds), raw.get("offline") is True, switches)
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -51,6 +86,7 @@ class Config:
     blobs_max: int = 5 * 1024 * 1024  # blobs.max: largest blob stored or fetched (ssb-blobs)
     replicate_ebt: bool = True  # replicate.ebt: false serves and calls no ebt.replicate
     replicate_legacy: bool = True  # replicate.legacy, as ssb-replicate: createHistoryStream
+    gossip: GossipSettings = field(default_factory=GossipSettings)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -178,6 +214,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         blobs_max=_blobs_max(raw),
         replicate_ebt=_flag(raw, "replicate", "ebt"),
         replicate_legacy=_flag(raw, "replicate", "legacy"),
+        gossip=GossipSettings.from_raw(raw),
         raw=raw,
     )
 

@@ -22,8 +22,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ from ssbsync.core.schedule import (
     put_off,
     succeeded,
 )
-from ssbsync.node.config import ConfigError
+from ssbsync.node.config import SWITCHES
 from ssbsync.node.peertable import PeerTable, peer_json
 from ssbsync.node.session import CallError, Method, RpcSession
 from ssbsync.node.store import Range
@@ -58,37 +57,6 @@ TICK = 1.0  # seconds between scheduling rounds when nothing happens
 MIN_ROUND = 0.2  # seconds at least between rounds (commits can come by the hundred)
 DIAL_TIMEOUT = 20.0  # seconds for TCP connect + handshake
 MAX_QUEUED_EVENTS = 1000  # per gossip.changes reader; a reader this far behind is ended
-SWITCHES = ("global", "seed", "local", "pub")  # gossip.enable/disable types (ssb-gossip)
-
-
-@dataclass(frozen=True)
-class GossipSettings:
-    connections: int = 3
-    seeds: tuple[str, ...] = ()
-    offline: bool = False
-    switches: Mapping[str, bool] = field(default_factory=lambda: dict.fromkeys(SWITCHES, True))
-
-    @classmethod
-    def from_raw(cls, raw: Mapping[str, Any]) -> GossipSettings:
-        """Read the gossip part of the config file; ConfigError names a bad field."""
-        gossip = raw.get("gossip") or {}
-        if not isinstance(gossip, dict):
-            raise ConfigError("gossip must be an object")
-        connections = gossip.get("connections", 3)
-        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 0:
-            raise ConfigError(f"gossip.connections must be a whole number, got {connections!r}")
-        switches = {name: gossip.get(name, True) is not False for name in SWITCHES}
-        switches["pub"] = switches["pub"] and gossip.get("autoPopulate", True) is not False
-        seeds = raw.get("seeds") or []
-        seeds = [seeds] if isinstance(seeds, str | dict) else seeds
-        if not isinstance(seeds, list):
-            raise ConfigError("seeds must be an address or a list of addresses")
-        for i, seed in enumerate(seeds):
-            try:
-                parse_peer_address(seed)
-            except AddressError as err:
-                raise ConfigError(f"seeds[{i}]: {err}") from None
-        return cls(connections, tuple(seeds), raw.get("offline") is True, switches)
 
 
 class Gossip:
@@ -97,7 +65,7 @@ class Gossip:
     def __init__(self, node: Node, clock: Callable[[], float] = time.time) -> None:
         self.node = node
         self.clock = clock
-        self.settings = GossipSettings.from_raw(node.config.raw)
+        self.settings = node.config.gossip
         self.switches = dict(self.settings.switches)
         self.policy = Policy(max_connections=self.settings.connections)
         self.table: PeerTable | None = None  # open while `run` runs

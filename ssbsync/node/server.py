@@ -88,9 +88,9 @@ class Node:
         self.addresses: list[str] = []
         self._group: asyncio.TaskGroup | None = None  # owns the sessions we dial
         self._listen = listen  # False: a node that only dials (`ssbsync sync`)
-        self.peer_tasks: list[PeerTask] = [self._replicate]
         self._legacy: dict[FeedId, LegacyPull] = {}  # peers we replicate with legacy only
-        self.peer_tasks.append(self.blobs.run_peer)  # blob wants and haves (§8)
+        # replication, then blob wants and haves (§8)
+        self.peer_tasks: list[PeerTask] = [self._replicate, self.blobs.run_peer]
         self.gossip = Gossip(self)  # the peer table and the connection scheduler (§14)
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 

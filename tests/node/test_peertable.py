@@ -18,7 +18,6 @@ from ssbsync.core.schedule import Policy, attempted, failed
 from ssbsync.node import config as node_config
 from ssbsync.node.config import ConfigError
 from ssbsync.node.peertable import PeerTable
-from ssbsync.node.scheduler import GossipSettings
 from ssbsync.node.store import Store
 
 from .nodes import run, running, until
@@ -149,4 +148,4 @@ def test_a_bad_seed_or_gossip_setting_is_a_config_error_naming_it(tmp_path: Path
         folder.mkdir()
         (folder / "config").write_text(json.dumps(raw))
         with pytest.raises(ConfigError, match=field.replace("[", r"\[")):
-            GossipSettings.from_raw(node_config.load(folder).raw)
+            node_config.load(folder)  # at load, like every other field
