@@ -72,6 +72,27 @@ class GossipSettings:
 
 
 @dataclass(frozen=True)
+class UsbSettings:
+    """`usb`: hotplug sync of sticks (docs/bundle-format.md; hardware/README.md)."""
+
+    enabled: bool = False
+    mount_root: Path = Path("/run/ssbsync/usb")
+    loop_devices: bool = False  # also look at loop devices (attached images; tests)
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> UsbSettings:
+        usb = raw.get("usb") or {}
+        if not isinstance(usb, dict):
+            raise ConfigError("usb must be an object")
+        root = usb.get("mountRoot", str(cls.mount_root))
+        if not isinstance(root, str) or not root.startswith("/"):
+            raise ConfigError(f"usb.mountRoot must be an absolute path, got {root!r}")
+        return cls(
+            _flag(raw, "usb", "enabled", False), Path(root), _flag(raw, "usb", "loopDevices", False)
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     network_key: bytes
@@ -87,6 +108,7 @@ class Config:
     replicate_ebt: bool = True  # replicate.ebt: false serves and calls no ebt.replicate
     replicate_legacy: bool = True  # replicate.legacy, as ssb-replicate: createHistoryStream
     gossip: GossipSettings = field(default_factory=GossipSettings)
+    usb: UsbSettings = field(default_factory=UsbSettings)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -215,6 +237,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         replicate_ebt=_flag(raw, "replicate", "ebt"),
         replicate_legacy=_flag(raw, "replicate", "legacy"),
         gossip=GossipSettings.from_raw(raw),
+        usb=UsbSettings.from_raw(raw),
         raw=raw,
     )
 
