@@ -22,6 +22,7 @@ from ssbsync.cli.running import (
     run_start,
     run_sync,
 )
+from ssbsync.cli.sneakernet import SNEAKERNET, run_sneakernet
 from ssbsync.cli.transfer import run_export, run_import
 from ssbsync.core import jsonv8
 from ssbsync.core.refs import is_feed_id
@@ -52,6 +53,14 @@ OWN_COMMANDS = {
     "invite.create [N | --uses N --note T]": "make a pub invite code (running node)",
     "invite.accept CODE": "redeem a pub's invite code: it follows us, we follow it",
     "blobs.add FILE | blobs.get ID": "store a file as a blob / write one to stdout (running node)",
+    "clock export FILE|-": "write our vector clock, for a `bundle export --for` elsewhere",
+    "bundle export OUT [--for CLOCKFILE | --for-peer FEED]": "write what a destination lacks"
+    " [--feeds FEED,… | --hops N] [--blobs]",
+    "bundle import FILE | bundle verify FILE": "import a bundle / check one without importing",
+    "stick init DIR [--carry FEED,… | --hops N]": "make a mounted folder a stick"
+    " [--max-size BYTES] [--blobs]",
+    "stick sync DIR | stick status DIR": "sync with a stick both ways / show what it holds",
+    "usb watch": "sync every stick plugged in, then unmount it (no network node)",
     "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",
     "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
     "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
@@ -151,6 +160,8 @@ def _run(folder: Path, argv: list[str], out: TextIO) -> int:
         args = [jsonv8.parse(sys.stdin.read())]  # muxrpcli's stdin mode, e.g. `add . < msg.json`
     if name.startswith("blobs."):
         return run_blobs(folder, name, args, out)
+    if name in SNEAKERNET:
+        return run_sneakernet(folder, name, positional, options, out)
     through_node = _through_running_node(folder, name, positional, options, args, out)
     if through_node is not None:
         return through_node

@@ -22,6 +22,7 @@ from ssbsync.node.api import ApiError, NodeAPI, call_options
 from ssbsync.node.ingest import IngestReport
 from ssbsync.node.scheduler import gossip_methods
 from ssbsync.node.session import CallError, Method
+from ssbsync.node.sneakernet import sneakernet_methods
 
 if TYPE_CHECKING:
     from ssbsync.node.server import Node
@@ -159,6 +160,7 @@ class Methods:
             ("friends", "hops"): _sync(lambda a: self._hops(opts(a, "start", "max"))),
             ("friends", "isFollowing"): _sync(lambda a: self._edge("is_following", a)),
             ("friends", "isBlocking"): _sync(lambda a: self._edge("is_blocking", a)),
+            **sneakernet_methods(self.node),  # bundle.export/import, stick.sync
             **gossip_methods(self.node),  # gossip.add/remove/get/peers/changes/connect/...
             **invites.methods(self),
             **private.methods(self.api.keys),

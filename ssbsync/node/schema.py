@@ -80,4 +80,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO private_progress VALUES (0);
     """,
+    # 5: the clocks other nodes had when we last learned them (a stick's record of the places
+    # it visited), for `bundle export --for-peer` (ssbsync.node.peerclocks).
+    """
+    CREATE TABLE peer_clocks (
+        peer TEXT PRIMARY KEY,             -- the node's feed id
+        clock TEXT NOT NULL,               -- its vector clock, JSON {feed: sequence}
+        learned INTEGER NOT NULL,          -- ms since the epoch, when that clock was its own
+        source TEXT NOT NULL               -- where we learned it: stick, ...
+    );
+    """,
 )

@@ -32,6 +32,7 @@ from ssbsync.node.replication import Replicator
 from ssbsync.node.scheduler import Gossip
 from ssbsync.node.secure import secure_client, secure_server
 from ssbsync.node.session import RemoteError, RpcSession
+from ssbsync.node.sneakernet import Sneakernet
 from ssbsync.node.social import SocialGraph
 from ssbsync.transport.stream import ByteStream, StreamClosed
 from ssbsync.transport.tcp import connect_tcp, connect_unix, serve_tcp, serve_unix
@@ -92,6 +93,7 @@ class Node:
         # replication, then blob wants and haves (§8)
         self.peer_tasks: list[PeerTask] = [self._replicate, self.blobs.run_peer]
         self.gossip = Gossip(self)  # the peer table and the connection scheduler (§14)
+        self.sneakernet = Sneakernet(self)  # bundles, sticks, USB hotplug
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -115,11 +117,13 @@ class Node:
                 log.info("ssbsync %s listening on %s", self.id, ", ".join(self.addresses))
                 ticker = group.create_task(self._tick())
                 gossip = group.create_task(self.gossip.run(dial=self._listen))
+                hotplug = group.create_task(self.sneakernet.run())
                 self.ready.set()
                 await self._stop.wait()
                 ticker.cancel()
                 await self._close_sessions()
                 gossip.cancel()
+                hotplug.cancel()
         finally:
             await self._shutdown()
 
@@ -345,6 +349,7 @@ class Node:
             "feeds": len(clock),
             "messages": sum(clock.values()),
             "replication": self.replication_progress(),
+            "sticks": self.sneakernet.status(),
         }
 
     def replication_progress(self) -> dict[str, Any]:

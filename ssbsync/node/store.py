@@ -95,6 +95,8 @@ class Range:
 _SELECT = "SELECT m.key, m.value, m.rowid / 1000.0 FROM messages m"
 _US_PER_MS = 1000  # receive-time bounds are given in ms, rowids are µs
 PAGE = 256  # rows per query when streaming
+_RANGE_FROM = " FROM messages m JOIN feeds f ON m.feed = f.id"
+_RANGE_WHERE = "f.author = ? AND m.sequence BETWEEN ? AND ?"
 
 
 class Store:
@@ -258,6 +260,30 @@ class Store:
                 return
             after = rows[-1][-len(order) :]
             remaining = None if remaining is None else remaining - len(rows)
+
+    # -- feed ranges (what bundles and sticks carry) ---------------------------------------
+
+    def range_values(self, author: FeedId, first: int, last: int) -> Iterator[str]:
+        """The stored JSON of messages `first`..`last` of a feed, in sequence order."""
+        sql = "SELECT m.value" + _RANGE_FROM
+        for (value,) in self._paged(
+            sql, _RANGE_WHERE, (author, first, last), Range(), ("m.sequence",)
+        ):
+            yield value
+
+    def range_sizes(self, author: FeedId, first: int, last: int) -> Iterator[tuple[int, int]]:
+        """(sequence, bytes of its stored JSON) for messages `first`..`last` of a feed."""
+        sql = "SELECT m.sequence, length(CAST(m.value AS BLOB))" + _RANGE_FROM
+        yield from self._paged(sql, _RANGE_WHERE, (author, first, last), Range(), ("m.sequence",))
+
+    def range_blobs(self, author: FeedId, first: int, last: int) -> set[str]:
+        """Blob ids linked from messages `first`..`last` of a feed."""
+        rows = self._read.execute(
+            "SELECT DISTINCT l.dest FROM links l JOIN messages m ON l.message = m.rowid"
+            " JOIN feeds f ON m.feed = f.id WHERE " + _RANGE_WHERE + " AND l.dest LIKE '&%'",
+            (author, first, last),
+        )
+        return {dest for (dest,) in rows}
 
     def last_received_us(self) -> int:
         row = self._db.execute("SELECT max(rowid) FROM messages").fetchone()

@@ -8,9 +8,6 @@ probes with blkid). Needs root for losetup and mount.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,31 +21,9 @@ from ssbsync.transport.usb import (
     unmount,
 )
 
+from .loops import LABEL, Attached, require_loop_devices, run
+
 pytestmark = pytest.mark.system
-TOOLS = ("losetup", "mkfs.ext4", "blkid", "mount", "umount", "debugfs")
-LABEL = "ssb stick"
-
-
-def _require_loop_devices() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: attaching loop devices and mounting them is root-only")
-    if not Path("/dev/loop-control").exists():
-        pytest.skip("no /dev/loop-control: this kernel or container has no loop devices")
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"missing {', '.join(missing)} (util-linux, e2fsprogs)")
-    free = subprocess.run(["losetup", "-f"], capture_output=True, text=True, timeout=30)
-    if free.returncode != 0:
-        pytest.skip(f"no free loop device: {free.stderr.strip()}")
-    try:
-        import pyudev  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"pyudev cannot load libudev: {err}")
-
-
-def _run(*argv: str) -> str:
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
-    return done.stdout.strip()
 
 
 async def _volume_for(watcher: VolumeWatcher, device: str) -> Volume:
@@ -56,27 +31,6 @@ async def _volume_for(watcher: VolumeWatcher, device: str) -> Volume:
         if volume.device == device:
             return volume
     raise AssertionError("the watcher stopped")
-
-
-class Attached:
-    """Loop devices attached by the test, detached (and unmounted) whatever happens."""
-
-    def __init__(self) -> None:
-        self.devices: list[str] = []
-
-    def attach(self, image: Path) -> str:
-        self.devices.append(_run("losetup", "-f", "--show", str(image)))
-        return self.devices[-1]
-
-    def detach(self, device: str) -> None:
-        self.devices.remove(device)
-        _run("losetup", "-d", device)
-
-    def release_all(self) -> None:
-        for device in self.devices:
-            if device in current_mounts():
-                subprocess.run(["umount", device], timeout=30, check=False)
-            subprocess.run(["losetup", "-d", device], timeout=30, check=False)
 
 
 async def _watch_the_stick_come_twice(
@@ -106,11 +60,11 @@ async def _watch_the_stick_come_twice(
 
 
 def test_a_loop_device_attached_is_seen_mounted_written_and_unmounted(tmp_path: Path) -> None:
-    _require_loop_devices()
+    require_loop_devices()
     image = tmp_path / "stick.img"
     with image.open("wb") as file:
         file.truncate(8 * 1024 * 1024)
-    _run("mkfs.ext4", "-q", "-L", LABEL, str(image))
+    run("mkfs.ext4", "-q", "-L", LABEL, str(image))
     mount_root = tmp_path / "usb"
 
     loops = Attached()
@@ -125,4 +79,4 @@ def test_a_loop_device_attached_is_seen_mounted_written_and_unmounted(tmp_path: 
     assert device not in current_mounts()
     assert not mounted.path.exists()  # the folder we made is gone
     # What was written reached the image: read it back without mounting.
-    assert _run("debugfs", "-R", "cat /hello.txt", str(image)) == "carried by a stick"
+    assert run("debugfs", "-R", "cat /hello.txt", str(image)) == "carried by a stick"
