@@ -65,6 +65,7 @@ OWN_COMMANDS = {
     "import FILE|-": "add messages from a JSON stream (as `log` prints them, or JSON lines)",
     "export [--id FEED]": "print all messages (or one feed's) as a JSON stream",
     "check": "check the store's consistency",
+    "tui": "the terminal UI: feeds, threads, compose, sync (running node or store)",
     "version": "print the version",
 }
 
@@ -137,6 +138,10 @@ def _through_running_node(
 
 def _run(folder: Path, argv: list[str], out: TextIO) -> int:
     name, rest = argv[0], argv[1:]
+    if name == "tui":  # imported here: other commands need not load Textual
+        from ssbsync.tui.app import run_tui
+
+        return run_tui(folder, lambda: _offline_api(folder))
     if name == "start":
         return run_start(folder, parse_args(rest)[1])
     if name == "sync":

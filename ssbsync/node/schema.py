@@ -90,4 +90,18 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL               -- where we learned it: stick, ...
     );
     """,
+    # 6: bytes held per feed, for browsing (ssbsync.node.browse): kept by a trigger inside the
+    # append transaction, so it is never out of step; counted once here for what is stored.
+    """
+    CREATE TABLE feed_bytes (
+        feed INTEGER PRIMARY KEY REFERENCES feeds(id),
+        bytes INTEGER NOT NULL             -- sum of the stored values' UTF-8 lengths
+    );
+    INSERT INTO feed_bytes SELECT feed, sum(length(CAST(value AS BLOB))) FROM messages
+        GROUP BY feed;
+    CREATE TRIGGER feed_bytes_on_append AFTER INSERT ON messages BEGIN
+        INSERT INTO feed_bytes VALUES (NEW.feed, length(CAST(NEW.value AS BLOB)))
+            ON CONFLICT (feed) DO UPDATE SET bytes = bytes + excluded.bytes;
+    END;
+    """,
 )
