@@ -84,7 +84,9 @@ class BundleWriter:
         self._keys = keys
         self._out = _Counter(target)
         self._out.write(MAGIC)
-        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        # One background thread compresses while this one reads the store and frames
+        # records (the export's two halves then overlap on two cores).
+        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=1)
         self._zstd = compressor.stream_writer(cast(IO[bytes], self._out), closefd=False)
         self._sha256 = hashlib.sha256()
         self._buffer = bytearray()

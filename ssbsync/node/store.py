@@ -95,6 +95,7 @@ class Range:
 _SELECT = "SELECT m.key, m.value, m.rowid / 1000.0 FROM messages m"
 _US_PER_MS = 1000  # receive-time bounds are given in ms, rowids are µs
 PAGE = 256  # rows per query when streaming
+BULK_PAGE = 4096  # rows per query for an export, which nothing pauses
 _RANGE_FROM = " FROM messages m JOIN feeds f ON m.feed = f.id"
 _RANGE_WHERE = "f.author = ? AND m.sequence BETWEEN ? AND ?"
 
@@ -238,6 +239,7 @@ class Store:
         params: Sequence[object],
         window: Range,
         order: tuple[str, ...],
+        page: int = PAGE,
     ) -> Iterator[tuple[Any, ...]]:
         """Rows in `order` (unique together), one short query per page.
 
@@ -250,7 +252,7 @@ class Store:
         order_by = " ORDER BY " + ", ".join(f"{k} {direction}" for k in order)
         remaining, after = window.limit, None
         while remaining is None or remaining > 0:
-            size = PAGE if remaining is None else min(PAGE, remaining)
+            size = page if remaining is None else min(page, remaining)
             bound = "" if after is None else f" AND ({keys}) {step} ({', '.join('?' * len(order))})"
             query = sql + bound + order_by + f" LIMIT {size}"
             rows = self._read.execute(query, [*params, *(after or ())]).fetchall()
@@ -266,9 +268,10 @@ class Store:
     def range_values(self, author: FeedId, first: int, last: int) -> Iterator[str]:
         """The stored JSON of messages `first`..`last` of a feed, in sequence order."""
         sql = "SELECT m.value" + _RANGE_FROM
-        for (value,) in self._paged(
-            sql, _RANGE_WHERE, (author, first, last), Range(), ("m.sequence",)
-        ):
+        rows = self._paged(
+            sql, _RANGE_WHERE, (author, first, last), Range(), ("m.sequence",), BULK_PAGE
+        )
+        for (value,) in rows:
             yield value
 
     def range_sizes(self, author: FeedId, first: int, last: int) -> Iterator[tuple[int, int]]:
