@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -173,33 +174,51 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def run_ssbsync(data: Path, messages: int, parallel: bool) -> SsbsyncRun:
-    command = [sys.executable, str(CHILD), str(data), "parallel" if parallel else "serial"]
+@dataclass(frozen=True, slots=True)
+class ChildRun:
+    """A measured child process: its answer and the peak memory of its process tree."""
+
+    result: dict[str, Any]  # the last line the child printed, as JSON
+    processes: int  # the child, its workers and helpers
+    main_peak_kib: int  # the child's own peak RSS
+    all_peak_kib: int  # sum of the peak RSS of each of those processes
+
+
+def run_measured(command: list[str], what: str, timeout: float = RUN_TIMEOUT_S) -> ChildRun:
+    """Run a child that prints one JSON line (with its `peak_kib`, its ru_maxrss) last,
+    sampling the peak RSS of it and every process under it; BenchError if it fails."""
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory, stop = TreeMemory(child.pid), threading.Event()
     watcher = threading.Thread(target=memory.watch, args=(stop,), daemon=True)
     watcher.start()
     try:
-        out, err = child.communicate(timeout=RUN_TIMEOUT_S)
+        out, err = child.communicate(timeout=timeout)
     finally:
         stop.set()
         child.kill()  # no-op when it has exited; stops it on a timeout
         watcher.join()
     if child.returncode != 0:
-        raise BenchError(f"ssbsync import failed ({child.returncode}):\n{err[-4000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+        raise BenchError(f"{what} failed ({child.returncode}):\n{err[-4000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    main_kib = max(int(result.get("peak_kib", 0)), memory.hwm_kib.get(child.pid, 0))
+    others_kib = sum(kib for pid, kib in memory.hwm_kib.items() if pid != child.pid)
+    return ChildRun(result, len(memory.hwm_kib), main_kib, main_kib + others_kib)
+
+
+def run_ssbsync(data: Path, messages: int, parallel: bool) -> SsbsyncRun:
+    command = [sys.executable, str(CHILD), str(data), "parallel" if parallel else "serial"]
+    run = run_measured(command, "ssbsync import")
+    result = run.result
     report = result["report"]
     if report["accepted"] != messages:
         raise BenchError(f"ssbsync accepted {report['accepted']} of {messages}: {report}")
-    main_kib = max(result["peak_kib"], memory.hwm_kib.get(child.pid, 0))
-    others_kib = sum(kib for pid, kib in memory.hwm_kib.items() if pid != child.pid)
     return SsbsyncRun(
         seconds=result["seconds"],
         cpu_seconds=result["cpu_seconds"],
         parallel=result["parallel"],
-        processes=len(memory.hwm_kib),
-        main_peak_mb=main_kib / 1024,
-        all_peak_mb=(main_kib + others_kib) / 1024,
+        processes=run.processes,
+        main_peak_mb=run.main_peak_kib / 1024,
+        all_peak_mb=run.all_peak_kib / 1024,
     )
 
 
