@@ -22,9 +22,10 @@ from ssbsync.core import jsonv8
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_blob_id, is_feed_id, is_msg_id
 from ssbsync.node.api import ApiError, NodeAPI
-from ssbsync.node.session import CallError, Method
+from ssbsync.node.session import Method
 from ssbsync.node.social import SocialGraph
 from ssbsync.node.store import Range, StoredMessage, key_hash
+from ssbsync.node.wrapping import sync
 
 SHOWN_HOPS = 3  # hop distances shown beyond the replication range (friends.hops is 2)
 PAGE_LIMIT = 500  # the most messages one page call returns
@@ -366,22 +367,13 @@ def methods(make_browser: Callable[[], Browser]) -> dict[tuple[str, ...], Method
             made.append(make_browser())
         return made[0]
 
-    def call(fn: Callable[[list[Any]], JSONValue]) -> Method:
-        async def run(args: list[Any]) -> JSONValue:
-            try:
-                return fn(args)
-            except ApiError as err:
-                raise CallError(str(err)) from None
-
-        return Method("async", run)
-
     def page(args: list[Any]) -> JSONValue:
         opts = args[0] if args and isinstance(args[0], dict) else {"id": args[0] if args else None}
         views = browser().feed_page(opts.get("id"), opts.get("before"), opts.get("limit", 50))
         return [v.to_json() for v in views]
 
     return {
-        ("browse", "feeds"): call(lambda _: [f.to_json() for f in browser().feeds()]),
-        ("browse", "feed"): call(page),
-        ("browse", "thread"): call(lambda a: browser().thread(a[0] if a else None).to_json()),
+        ("browse", "feeds"): sync(lambda _: [f.to_json() for f in browser().feeds()]),
+        ("browse", "feed"): sync(page),
+        ("browse", "thread"): sync(lambda a: browser().thread(a[0] if a else None).to_json()),
     }

@@ -23,6 +23,8 @@ from ssbsync.node.ingest import IngestReport
 from ssbsync.node.scheduler import gossip_methods
 from ssbsync.node.session import CallError, Method
 from ssbsync.node.sneakernet import sneakernet_methods
+from ssbsync.node.wrapping import source as _source
+from ssbsync.node.wrapping import sync as _sync
 
 if TYPE_CHECKING:
     from ssbsync.node.server import Node
@@ -40,30 +42,6 @@ def _first(args: list[Any], what: str) -> Any:
     if not args:
         raise CallError(f"{what} is required")
     return args[0]
-
-
-def _sync(fn: Callable[[list[Any]], JSONValue]) -> Method:
-    async def run(args: list[Any]) -> JSONValue:
-        try:
-            return fn(args)
-        except ApiError as err:
-            raise CallError(str(err)) from None
-
-    return Method("async", run)
-
-
-def _source(fn: Callable[[list[Any]], Iterator[JSONValue]]) -> Method:
-    async def run(args: list[Any]) -> AsyncIterator[JSONValue]:
-        try:
-            rows = fn(args)
-            for count, item in enumerate(rows):
-                yield item
-                if count % 256 == 255:
-                    await asyncio.sleep(0)  # let other connections run during long streams
-        except ApiError as err:
-            raise CallError(str(err)) from None
-
-    return Method("source", run)
 
 
 async def _writing(write: Callable[[JSONValue], JSONValue], value: JSONValue) -> JSONValue:
