@@ -9,7 +9,6 @@ exit status is 1 when anything was rejected, damaged or left out.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,7 +20,7 @@ from ssbsync.cli.progress import progress_bar
 from ssbsync.cli.usb import run_usb_watch
 from ssbsync.core.clock import VectorClock
 from ssbsync.core.refs import FeedId, is_feed_id
-from ssbsync.node import bundles, identity, peerclocks, sticks
+from ssbsync.node import bundles, identity, jobs, peerclocks, sticks
 from ssbsync.node import config as node_config
 from ssbsync.node.api import ApiError
 from ssbsync.node.blobs import BlobStore
@@ -51,10 +50,6 @@ def run_sneakernet(
         return handler(folder, target or "", options, out)
     except (BundleError, StickError) as err:
         raise ApiError(str(err)) from None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _feeds_option(options: dict[str, Any], name: str) -> list[FeedId] | None:
@@ -87,7 +82,7 @@ def _clock_export(folder: Path, target: str, _: dict[str, Any], out: TextIO) -> 
         with offline(folder) as (api, _config):
             clock = api.store.vector_clock().to_json()
     me = identity.load_or_create(folder).id
-    value = bundles.clock_file(me, config.network_key, VectorClock.from_json(clock), _now_ms())
+    value = bundles.clock_file(me, config.network_key, VectorClock.from_json(clock), jobs.now_ms())
     text = json.dumps(value, indent=2) + "\n"
     if target == "-":
         out.write(text)
@@ -119,44 +114,32 @@ def _destination(folder: Path, options: dict[str, Any]) -> dict[str, int] | None
     return known[0].to_json()
 
 
+def _job(folder: Path, method: str, args: list[Any], what: str) -> Any:
+    """The job's summary: on the running node if one runs, else on the store opened here."""
+    summary = on_node(folder, method, args, what)
+    if summary is not None:
+        return summary
+    with offline(folder) as (api, config), progress_bar(what) as show:
+        place = jobs.Place(api, config.network_key, BlobStore(folder, config.blobs_max))
+        return _JOBS[method](place, args)(lambda step: show(step.to_json()))
+
+
+_JOBS = {"bundle.export": jobs.export_job, "bundle.import": jobs.import_job,
+         "stick.sync": jobs.sync_job}  # fmt: skip
+
+
 def _bundle_export(folder: Path, target: str, options: dict[str, Any], out: TextIO) -> int:
     feeds, hops = _feeds_option(options, "feeds"), _count_option(options, "hops")
     opts: dict[str, Any] = {"clock": _destination(folder, options), "feeds": feeds, "hops": hops}
     opts["blobs"] = options.get("blobs") is True
     path = Path(target).absolute()
-    summary = on_node(folder, "bundle.export", [str(path), opts], "exporting")
-    if summary is None:
-        with offline(folder) as (api, config), progress_bar("exporting") as show:
-            chosen = sticks.carried_feeds(api, CarrySpec(tuple(feeds or ()), hops))
-            blobs = BlobStore(folder, config.blobs_max) if opts["blobs"] else None
-
-            clock = None if opts["clock"] is None else VectorClock.from_json(opts["clock"])
-
-            def write(target_file: Any) -> bundles.ExportSummary:
-                return bundles.export_bundle(
-                    api, target_file, network_key=config.network_key, destination=clock,
-                    feeds=chosen, blobs=blobs, now_ms=_now_ms(),
-                    progress=lambda step: show(step.to_json()),
-                )  # fmt: skip
-
-            summary = bundles.export_to_file(path, write).to_json()
+    summary = _job(folder, "bundle.export", [str(path), opts], "exporting")
     return summaries.print_export(summary, path, out)
 
 
 def _bundle_import(folder: Path, target: str, _: dict[str, Any], out: TextIO) -> int:
     path = Path(target).absolute()
-    summary = on_node(folder, "bundle.import", [str(path)], "importing")
-    if summary is None:
-        with (
-            offline(folder) as (api, config),
-            progress_bar("importing") as show,
-            open(path, "rb") as source,
-        ):
-            summary = bundles.import_bundle(
-                api, source, network_key=config.network_key,
-                blobs=BlobStore(folder, config.blobs_max),
-                progress=lambda step: show(step.to_json()),
-            ).to_json()  # fmt: skip
+    summary = _job(folder, "bundle.import", [str(path)], "importing")
     return summaries.print_import(summary, path, out)
 
 
@@ -182,7 +165,7 @@ def _stick_init(folder: Path, target: str, options: dict[str, Any], out: TextIO)
     )
     stick = sticks.init_stick(
         Path(target), network_key=config.network_key, carry=carry,
-        max_size=_count_option(options, "max-size"), now_ms=_now_ms(),
+        max_size=_count_option(options, "max-size"), now_ms=jobs.now_ms(),
     )  # fmt: skip
     out.write(f"{target} is now stick {stick.id}; {summaries.carries(carry)}\n")
     return 0
@@ -190,14 +173,7 @@ def _stick_init(folder: Path, target: str, options: dict[str, Any], out: TextIO)
 
 def _stick_sync(folder: Path, target: str, _: dict[str, Any], out: TextIO) -> int:
     path = Path(target).absolute()
-    summary = on_node(folder, "stick.sync", [str(path)], "syncing")
-    if summary is None:
-        with offline(folder) as (api, config), progress_bar("syncing") as show:
-            summary = sticks.sync_stick(
-                api, path, network_key=config.network_key,
-                blobs=BlobStore(folder, config.blobs_max), now_ms=_now_ms(),
-                progress=lambda step: show(step.to_json()),
-            ).to_json()  # fmt: skip
+    summary = _job(folder, "stick.sync", [str(path)], "syncing")
     return summaries.print_stick(summary, path, out)
 
 

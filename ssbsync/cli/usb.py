@@ -10,18 +10,17 @@ import asyncio
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from ssbsync.cli.nodejobs import node_job, offline
 from ssbsync.core.jsonv8 import JSONValue
-from ssbsync.node import sticks
 from ssbsync.node.api import ApiError
 from ssbsync.node.blobs import BlobStore
 from ssbsync.node.bundles import OnProgress
 from ssbsync.node.config import load
 from ssbsync.node.hotplug import Hotplug, StickEvent
+from ssbsync.node.jobs import Place, sync_job
 
 
 def run_usb_watch(folder: Path, _target: str, options: dict[str, Any], out: TextIO) -> int:
@@ -65,11 +64,10 @@ def _owner(folder: Path) -> tuple[int, int] | None:
 
 def _sync_here(folder: Path, volume: Path, progress: OnProgress) -> dict[str, JSONValue]:
     with offline(folder) as (api, config):
-        return sticks.sync_stick(
-            api, volume, network_key=config.network_key,
-            blobs=BlobStore(folder, config.blobs_max), now_ms=int(time.time() * 1000),
-            progress=progress,
-        ).to_json()  # fmt: skip
+        place = Place(api, config.network_key, BlobStore(folder, config.blobs_max))
+        summary = sync_job(place, [str(volume)])(progress)
+    assert isinstance(summary, dict)
+    return summary
 
 
 async def _watch(hotplug: Hotplug) -> int:
