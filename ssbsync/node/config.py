@@ -107,6 +107,8 @@ class Config:
     blobs_max: int = 5 * 1024 * 1024  # blobs.max: largest blob stored or fetched (ssb-blobs)
     replicate_ebt: bool = True  # replicate.ebt: false serves and calls no ebt.replicate
     replicate_legacy: bool = True  # replicate.legacy, as ssb-replicate: createHistoryStream
+    # replicate.lanParty: take every feed that peers found on the LAN hold, followed or not
+    replicate_lan_party: bool = False
     gossip: GossipSettings = field(default_factory=GossipSettings)
     usb: UsbSettings = field(default_factory=UsbSettings)
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -236,6 +238,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         blobs_max=_blobs_max(raw),
         replicate_ebt=_flag(raw, "replicate", "ebt"),
         replicate_legacy=_flag(raw, "replicate", "legacy"),
+        replicate_lan_party=_flag(raw, "replicate", "lanParty", False),
         gossip=GossipSettings.from_raw(raw),
         usb=UsbSettings.from_raw(raw),
         raw=raw,

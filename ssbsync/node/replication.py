@@ -99,6 +99,8 @@ class Replicator:
         self._wanted: set[FeedId] = set()
         self._blocked: set[FeedId] = set()
         self._complete: set[FeedId] = set()  # peers with nothing outstanding at the last tick
+        # LAN party (`replicate.lanParty`): peers every feed of which we take, followed or not
+        self._take_everything: set[FeedId] = set()
         for feed in {api.keys.id, *self.state.clock}:
             self.want(feed)
 
@@ -114,6 +116,11 @@ class Replicator:
         if feed in self._wanted:
             self._wanted.discard(feed)
             self._run(UnwantFeed(feed))
+
+    def take_everything_from(self, peer: FeedId) -> None:
+        """Replicate `peer` and every feed it replicates (LAN party, issue 6): its notes name
+        the feeds it holds and wants (§7.2), and each of them becomes one we want."""
+        self._take_everything.add(peer)
 
     def peer_status(self, feed: FeedId) -> dict[str, Any]:
         """ssb-ebt's peerStatus: our sequence of `feed` and what each peer says of it."""
@@ -281,6 +288,10 @@ class Replicator:
                     notes = notes_from_json(item)
                 except RemoteProtocolError as err:
                     raise CallError(f"bad EBT notes from {peer}: {err.detail}") from None
+                if peer in self._take_everything:
+                    for feed, note in notes.items():
+                        if note.replicate and feed not in self._blocked:
+                            self.want(feed)
                 self._run(NotesReceived(peer, notes, self._clock()))
 
     def _rejected(self, peer: FeedId, rejection: Rejection) -> None:
