@@ -153,6 +153,8 @@ class RefPeer:
         self.id = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.config: dict[str, Any] = server_config(self.port)  # change before start()
+        self.prefix: list[str] = []  # runs server and CLI under it (`ip netns exec NS`)
 
     @property
     def config_file(self) -> Path:
@@ -173,12 +175,12 @@ class RefPeer:
 
     def start(self) -> RefPeer:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(json.dumps(server_config(self.port), indent=2))
+        self.config_file.write_text(json.dumps(self.config, indent=2))
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         inst = self.installation
-        command = [inst.node, str(inst.bin), "start", "--config", str(self.config_file)]
+        command = [*self.prefix, inst.node, str(inst.bin), "start"]
         self.process = subprocess.Popen(
-            [*command, "--path", str(self.folder)],
+            [*command, "--config", str(self.config_file), "--path", str(self.folder)],
             cwd=self.folder,
             env=self._env(),
             stdin=subprocess.DEVNULL,
@@ -245,7 +247,7 @@ class RefPeer:
         # Never the test's own stdin: muxrpcli reads a non-TTY stdin when the argument is `.`.
         feed: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
         return subprocess.run(
-            [inst.node, str(inst.bin), *args],
+            [*self.prefix, inst.node, str(inst.bin), *args],
             cwd=self.folder,
             env=env,
             **feed,

@@ -51,6 +51,7 @@ class SsbsyncNode:
         self.id = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.prefix: list[str] = []  # runs the node under it (`ip netns exec NS`)
 
     @property
     def address(self) -> str:
@@ -75,7 +76,7 @@ class SsbsyncNode:
             config["caps"] = {"shs": self.caps_shs}
         (self.folder / "config").write_text(json.dumps(config))
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
-        command = [sys.executable, "-m", "ssbsync", "--path", str(self.folder)]
+        command = [*self.prefix, sys.executable, "-m", "ssbsync", "--path", str(self.folder)]
         self.process = subprocess.Popen(
             [*command, "start", "--logging.level=info"],
             cwd=REPO_ROOT,
