@@ -1,10 +1,11 @@
 """The reference peer, ssb-server 16.0.1: installed once into a cache, started on loopback.
 
 The Python form of ../shared/refpeer's install.sh, start.sh and cli.sh, which the tests do not
-use at run time: `refpeer/package.json` and `refpeer/package-lock.json` are copies of that
-folder's files. The install goes to `${XDG_CACHE_HOME:-~/.cache}/ssbsync-refpeer/<key>`, where
-key is the first 16 hex digits of sha256(package.json ‖ package-lock.json), the same folder and
-lock file that install.sh uses, so the two share one installation and wait for each other.
+use at run time: `refpeer/package.json` and `refpeer/package-lock.json` are that folder's
+files with `ip` held at 1.1.5, as ssb-server 16.0.1's own shrinkwrap has it (tests/interop/
+README.md says why). The install goes to `${XDG_CACHE_HOME:-~/.cache}/ssbsync-refpeer/<key>`,
+where key is the first 16 hex digits of sha256(package.json ‖ package-lock.json), under the
+lock file that install.sh uses, so concurrent installs wait for each other.
 """
 
 from __future__ import annotations
