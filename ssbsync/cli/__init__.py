@@ -59,6 +59,7 @@ OWN_COMMANDS = {
     "bundle import FILE | bundle verify FILE": "import a bundle / check one without importing",
     "stick init DIR [--carry FEED,… | --hops N]": "make a mounted folder a stick"
     " [--max-size BYTES] [--blobs]",
+    "stick carry DIR [same options]": "change what a stick carries (a folder becomes one)",
     "stick sync DIR | stick status DIR": "sync with a stick both ways / show what it holds",
     "usb watch": "sync every stick plugged in, then unmount it (no network node)",
     "key import FILE": "make the identity in FILE (e.g. ~/.ssb/secret) this node's identity",

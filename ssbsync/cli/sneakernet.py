@@ -30,7 +30,7 @@ USAGE = {
     "clock": "clock export FILE|-",
     "bundle": "bundle export OUT [--for CLOCKFILE | --for-peer FEED] [--feeds FEED,… | --hops N]"
     " [--blobs] | bundle import FILE | bundle verify FILE",
-    "stick": "stick init DIR [--carry FEED,… | --hops N] [--max-size BYTES] [--blobs]"
+    "stick": "stick init|carry DIR [--carry FEED,… | --hops N] [--max-size BYTES] [--blobs]"
     " | stick sync DIR | stick status DIR",
     "usb": "usb watch",
 }
@@ -156,18 +156,35 @@ def _bundle_verify(folder: Path, target: str, _: dict[str, Any], out: TextIO) ->
 # -- sticks ---------------------------------------------------------------------------------
 
 
-def _stick_init(folder: Path, target: str, options: dict[str, Any], out: TextIO) -> int:
-    config = node_config.load(folder)
-    carry = CarrySpec(
+def _carry_spec(options: dict[str, Any]) -> CarrySpec:
+    return CarrySpec(
         tuple(_feeds_option(options, "carry") or ()),
         _count_option(options, "hops"),
         options.get("blobs") is True,
     )
+
+
+def _stick_init(folder: Path, target: str, options: dict[str, Any], out: TextIO) -> int:
+    config = node_config.load(folder)
+    carry = _carry_spec(options)
     stick = sticks.init_stick(
         Path(target), network_key=config.network_key, carry=carry,
         max_size=_count_option(options, "max-size"), now_ms=jobs.now_ms(),
     )  # fmt: skip
     out.write(f"{target} is now stick {stick.id}; {summaries.carries(carry)}\n")
+    return 0
+
+
+def _stick_carry(folder: Path, target: str, options: dict[str, Any], out: TextIO) -> int:
+    """What the stick carries from now on (made a stick if it is none yet), as the TUI's
+    Carry screen writes it: the same function."""
+    carry = _carry_spec(options)
+    stick, made = sticks.write_carry_list(
+        Path(target), network_key=node_config.load(folder).network_key, carry=carry,
+        max_size=_count_option(options, "max-size"), now_ms=jobs.now_ms(),
+    )  # fmt: skip
+    said = f"{target} is now stick {stick.id};" if made else f"stick {stick.id} at {target} now"
+    out.write(f"{said} {summaries.carries(carry)}\n")
     return 0
 
 
@@ -189,6 +206,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("bundle", "import"): _bundle_import,
     ("bundle", "verify"): _bundle_verify,
     ("stick", "init"): _stick_init,
+    ("stick", "carry"): _stick_carry,
     ("stick", "sync"): _stick_sync,
     ("stick", "status"): _stick_status,
     ("usb", "watch"): run_usb_watch,

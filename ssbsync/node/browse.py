@@ -3,7 +3,8 @@ a feed page by page, a thread with its replies and votes (issue 7).
 
 Everything here reads; nothing writes. Values are frozen dataclasses with `to_json` /
 `from_json`, so the same answers travel over the local socket (`browse.*`, master only) and
-come back whole. Names and descriptions come from `about` messages, read incrementally
+come back whole (the Carry screen's values live in `ssbsync.node.carrying` and are
+re-exported here). Names and descriptions come from `about` messages, read incrementally
 through the type index: a feed's own latest `about` naming itself wins (ssb-about's
 self-assigned name; others' names for a feed are ignored). Hops and follow/block state are
 the follow graph's (`ssbsync.core.friends`, PROTOCOL.md §6). Private messages addressed to
@@ -22,6 +23,21 @@ from ssbsync.core import jsonv8
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_blob_id, is_feed_id, is_msg_id
 from ssbsync.node.api import ApiError, NodeAPI
+from ssbsync.node.carrying import MAX_CARRY_HOPS as MAX_CARRY_HOPS
+from ssbsync.node.carrying import BundleWritten as BundleWritten
+from ssbsync.node.carrying import CarryFeed as CarryFeed
+from ssbsync.node.carrying import CarrySpec as CarrySpec
+from ssbsync.node.carrying import CarryTarget as CarryTarget
+from ssbsync.node.carrying import Place as Place
+from ssbsync.node.carrying import Progress as Progress
+from ssbsync.node.carrying import bundle_options as bundle_options
+from ssbsync.node.carrying import bundle_problem as bundle_problem
+from ssbsync.node.carrying import carry_list_problem as carry_list_problem
+from ssbsync.node.carrying import carry_target as carry_target
+from ssbsync.node.carrying import offline_place as offline_place
+from ssbsync.node.carrying import progress_from_json as progress_from_json
+from ssbsync.node.carrying import write_bundle as write_bundle
+from ssbsync.node.carrying import write_carry as write_carry
 from ssbsync.node.session import Method
 from ssbsync.node.social import SocialGraph
 from ssbsync.node.store import Range, StoredMessage, key_hash
@@ -241,6 +257,15 @@ class Browser:
             )
         return summaries
 
+    def carry_feeds(self) -> list[CarryFeed]:
+        """Every feed we hold with its stored bytes and its hops out to MAX_CARRY_HOPS (the
+        farthest "within N hops" the Carry screen offers)."""
+        summaries = self.feeds()
+        far = self.social.graph.hops(self.social.me, MAX_CARRY_HOPS)
+        return [
+            CarryFeed(f.id, f.name, f.messages, f.bytes, far.get(FeedId(f.id))) for f in summaries
+        ]
+
     def _read_abouts(self) -> None:
         """Take in the `about` messages stored since the last call (receive order is each
         feed's own order, so the last one read is the author's latest)."""
@@ -376,4 +401,5 @@ def methods(make_browser: Callable[[], Browser]) -> dict[tuple[str, ...], Method
         ("browse", "feeds"): sync(lambda _: [f.to_json() for f in browser().feeds()]),
         ("browse", "feed"): sync(page),
         ("browse", "thread"): sync(lambda a: browser().thread(a[0] if a else None).to_json()),
+        ("browse", "carry"): sync(lambda _: [f.to_json() for f in browser().carry_feeds()]),
     }

@@ -17,7 +17,7 @@ from ssbsync import __version__
 from ssbsync.core.jsonv8 import JSONValue
 from ssbsync.core.refs import FeedId, is_feed_id
 from ssbsync.core.rpc import Request, RpcError
-from ssbsync.node import blob_methods, browse, invites, private
+from ssbsync.node import blob_methods, browse, carrying, invites, private
 from ssbsync.node.api import ApiError, NodeAPI, call_options
 from ssbsync.node.ingest import IngestReport
 from ssbsync.node.scheduler import gossip_methods
@@ -146,6 +146,7 @@ class Methods:
             **browse.methods(  # browse.* for the TUI (master only: not in ANONYMOUS)
                 lambda: browse.Browser(self.api, self.node.social, refresh_social=False)
             ),
+            **carrying.methods(lambda: self.node.sneakernet.place),  # browse.target, stick.carry
         }
 
     async def _publish(self, args: list[Any]) -> JSONValue:

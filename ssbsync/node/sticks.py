@@ -71,6 +71,20 @@ def init_stick(
     )  # fmt: skip
 
 
+def write_carry_list(
+    volume: Path, *, network_key: bytes, carry: CarrySpec, max_size: int | None, now_ms: int
+) -> tuple[Stick, bool]:
+    """What `volume` carries (`stick carry`, the TUI's Carry screen): a folder that is not a
+    stick yet becomes one; a stick of this network keeps its id, segments and clocks and
+    gets the new carry list. `max_size` None keeps the stick's own. True: a new stick."""
+    if not Stick.is_stick(volume):
+        return init_stick(volume, network_key=network_key, carry=carry, max_size=max_size,
+                          now_ms=now_ms), True  # fmt: skip
+    stick = Stick.open(volume, network_key)
+    stick.set_carry(carry, stick.max_size if max_size is None else max_size)
+    return stick, False
+
+
 def sync_stick(
     api: NodeAPI,
     volume: Path,
@@ -103,7 +117,8 @@ def carried_feeds(api: NodeAPI, spec: CarrySpec) -> set[FeedId] | None:
     feeds = set(spec.feeds)
     if spec.hops is not None:
         graph = SocialGraph(api, api.keys.id, spec.hops)
-        feeds |= {FeedId(feed) for feed in graph.hops()} - graph.blocked
+        within = {FeedId(feed) for feed, distance in graph.hops().items() if distance >= 0}
+        feeds |= within - graph.blocked  # negative hops: not wanted (ssb-friends, §6)
     return feeds
 
 

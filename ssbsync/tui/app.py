@@ -1,5 +1,5 @@
-"""The ssbsync TUI: Feeds and Sync as modes (F2, F3), Compose on F4, the command palette on
-Ctrl+P; feed and thread views are pushed from Feeds (ARCHITECTURE.md "TUI", issue 7).
+"""The ssbsync TUI: Feeds, Sync and Carry as modes (F2, F3, F5), Compose on F4, the command
+palette on Ctrl+P; feed and thread views are pushed from Feeds (ARCHITECTURE.md "TUI", issue 7).
 
 `run_tui` picks the backend: the running node over `<folder>/socket` when one answers,
 else the store opened in-process.
@@ -20,6 +20,7 @@ from textual.screen import Screen
 from ssbsync.node.api import NodeAPI
 from ssbsync.node.browse import FeedSummary
 from ssbsync.tui.backend import Backend, DirectBackend, NodeBackend
+from ssbsync.tui.screens.carry import CarryScreen
 from ssbsync.tui.screens.compose import ComposeScreen
 from ssbsync.tui.screens.feeds import FeedsScreen
 from ssbsync.tui.screens.sync import SyncScreen
@@ -28,17 +29,18 @@ from ssbsync.tui.screens.sync import SyncScreen
 class SsbsyncApp(App[None]):
     TITLE = "ssbsync"
     CSS_PATH = "ssbsync.tcss"
-    # The screens a person switches between; each keeps its place. The Carry screen (sticks
-    # and bundles, issue 7) joins here as "carry" once the sneakernet work lands.
+    # The screens a person switches between; each keeps its place.
     MODES: ClassVar[dict[str, Callable[[], Screen[None]]]] = {  # type: ignore[assignment]
         "feeds": FeedsScreen,
         "sync": SyncScreen,
+        "carry": CarryScreen,
     }
     DEFAULT_MODE = "feeds"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "switch_mode('feeds')", "Feeds"),
         Binding("f3", "switch_mode('sync')", "Sync"),
         Binding("f4", "compose", "Compose"),
+        Binding("f5", "switch_mode('carry')", "Carry"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -62,6 +64,9 @@ class SsbsyncApp(App[None]):
         yield SystemCommand("Feeds", "Every feed we hold", lambda: self.switch_mode("feeds"))
         yield SystemCommand("Sync", "Peers and replication", lambda: self.switch_mode("sync"))
         yield SystemCommand("Compose", "Write a post or private message", self.action_compose)
+        yield SystemCommand(
+            "Carry", "Feeds to a stick or a bundle", lambda: self.switch_mode("carry")
+        )
 
 
 def run_tui(folder: Path, open_store: Callable[[], NodeAPI]) -> int:

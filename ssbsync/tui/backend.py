@@ -5,7 +5,9 @@ plain values back (`ssbsync.node.browse` dataclasses, `SyncStatus`). `DirectBack
 the store in-process (no node running), on ONE thread of its own, so the store's
 connections are only ever used from there and the event loop never blocks on SQLite.
 `NodeBackend` calls the running node over its local socket (`browse.*`, `publish`,
-`progress`, `gossip.peers`): the node holds the store, so nothing is opened twice.
+`status`, `gossip.peers`, `stick.carry`, `bundle.export`): the node holds the store, so
+nothing is opened twice. Paths typed by the user are made absolute here, where they were
+typed: the node runs in a folder of its own.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ssbsync.node import browse
 from ssbsync.node.api import NodeAPI
 from ssbsync.node.browse import (
     Browser,
+    BundleWritten,
+    CarryFeed,
+    CarrySpec,
+    CarryTarget,
     FeedSummary,
     MessageView,
+    Progress,
     Thread,
     direct_browser,
     number,
@@ -29,6 +37,7 @@ from ssbsync.node.browse import (
 from ssbsync.node.client import Client
 
 T = TypeVar("T")
+OnProgress = Callable[[Progress], None]
 
 
 class BackendError(Exception):
@@ -49,8 +58,22 @@ class PeerState:
 
 
 @dataclass(frozen=True, slots=True)
+class StickState:
+    """A stick the node's hotplug watcher saw (`status().sticks`): mounted → syncing →
+    safe to remove, or not a stick, or failed with the reason in `detail`."""
+
+    device: str
+    label: str | None
+    state: str
+    detail: str
+    at: float | None  # seconds since the epoch
+    progress: Progress | None
+
+
+@dataclass(frozen=True, slots=True)
 class SyncStatus:
     peers: tuple[PeerState, ...]
+    sticks: tuple[StickState, ...] = ()
 
 
 class Backend(Protocol):
@@ -62,7 +85,19 @@ class Backend(Protocol):
     async def thread(self, key: str) -> Thread: ...
     async def publish(self, content: dict[str, Any]) -> str: ...
     async def sync_status(self) -> SyncStatus | None: ...
+    async def carry_feeds(self) -> list[CarryFeed]: ...
+    async def carry_target(self, path: str) -> CarryTarget: ...
+    async def write_carry(self, path: str, carry: CarrySpec) -> CarryTarget: ...
+    async def write_bundle(
+        self, path: str, carry: CarrySpec, progress: OnProgress
+    ) -> BundleWritten: ...
     async def close(self) -> None: ...
+
+
+def absolute(path: str) -> str:
+    """A typed path as the node needs it (`~` expanded, relative to where we run)."""
+    text = path.strip()
+    return str(Path(text).expanduser().absolute()) if text else ""
 
 
 class DirectBackend:
@@ -74,6 +109,7 @@ class DirectBackend:
         self.me: str = api.keys.id
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssbsync-store")
         self._browser: Browser | None = None
+        self._place: browse.Place | None = None
 
     async def _run(self, fn: Callable[[], T]) -> T:
         try:
@@ -102,6 +138,36 @@ class DirectBackend:
 
     async def sync_status(self) -> SyncStatus | None:
         return None
+
+    def _where(self) -> browse.Place:
+        if self._place is None:  # the network key and blobs: only the Carry screen needs them
+            self._place = browse.offline_place(self._api)
+        return self._place
+
+    async def carry_feeds(self) -> list[CarryFeed]:
+        return await self._run(lambda: self._browse().carry_feeds())
+
+    async def carry_target(self, path: str) -> CarryTarget:
+        return await self._run(lambda: browse.carry_target(self._where(), absolute(path)))
+
+    async def write_carry(self, path: str, carry: CarrySpec) -> CarryTarget:
+        spec = carry.to_json()
+        return await self._run(lambda: browse.write_carry(self._where(), absolute(path), spec))
+
+    async def write_bundle(
+        self, path: str, carry: CarrySpec, progress: OnProgress
+    ) -> BundleWritten:
+        """The export job of `bundle export`, on the store thread; its progress is handed to
+        the event loop (where `progress` runs) as it comes."""
+        loop = asyncio.get_running_loop()
+        target = absolute(path)
+
+        def handed_over(step: Progress) -> None:
+            loop.call_soon_threadsafe(progress, step)
+
+        return await self._run(
+            lambda: browse.write_bundle(self._where(), target, carry, handed_over)
+        )
 
     async def close(self) -> None:
         await self._run(self._api.close)
@@ -153,10 +219,43 @@ class NodeBackend:
         return str(item["key"])
 
     async def sync_status(self) -> SyncStatus | None:
-        progress = await self._call("progress")
+        status = await self._call("status")
         peers = await self._call("gossip.peers")
-        replication = progress.get("replication", {}) if isinstance(progress, dict) else {}
-        return sync_status(peers if isinstance(peers, list) else [], replication)
+        if not isinstance(status, dict):
+            raise BackendError(f"the node's status is not an object: {status!r:.80}")
+        replication = status.get("replication")
+        found = sync_status(
+            peers if isinstance(peers, list) else [],
+            replication if isinstance(replication, dict) else {},
+        )
+        sticks = status.get("sticks")
+        return SyncStatus(found.peers, stick_states(sticks if isinstance(sticks, list) else []))
+
+    async def carry_feeds(self) -> list[CarryFeed]:
+        return [CarryFeed.from_json(item) for item in await self._call("browse.carry")]
+
+    async def carry_target(self, path: str) -> CarryTarget:
+        return CarryTarget.from_json(await self._call("browse.target", absolute(path)))
+
+    async def write_carry(self, path: str, carry: CarrySpec) -> CarryTarget:
+        written = await self._call("stick.carry", absolute(path), carry.to_json())
+        return CarryTarget.from_json(written)
+
+    async def write_bundle(
+        self, path: str, carry: CarrySpec, progress: OnProgress
+    ) -> BundleWritten:
+        """`bundle.export` on the node: progress items as it works, then the summary."""
+        args = [absolute(path), browse.bundle_options(carry)]
+        summary: Any = None
+        try:
+            async for item in self._client.session.source(["bundle", "export"], *args):
+                if isinstance(item, dict) and "progress" in item:
+                    progress(browse.progress_from_json(item["progress"]))
+                elif isinstance(item, dict) and "summary" in item:
+                    summary = item["summary"]
+            return BundleWritten.from_json(summary)
+        except Exception as err:
+            raise BackendError(f"the node could not write the bundle: {err}") from err
 
     async def close(self) -> None:
         await self._client.close()
@@ -188,6 +287,31 @@ def sync_status(peers: list[Any], replication: dict[str, Any]) -> SyncStatus:
         if key not in found:
             found[key] = PeerState(key, None, True, _complete(state), _outstanding(state), 0, None)
     return SyncStatus(tuple(found.values()))
+
+
+def stick_states(events: list[Any]) -> tuple[StickState, ...]:
+    """`status().sticks` (hotplug's StickEvent.to_json, oldest first), newest first; an
+    entry that is not an object is skipped, a bad progress read as none."""
+    found = []
+    for event in reversed(events):
+        if not isinstance(event, dict):
+            continue
+        label, progress = event.get("label"), event.get("progress")
+        try:
+            step = None if progress is None else browse.progress_from_json(progress)
+        except ValueError:
+            step = None
+        found.append(
+            StickState(
+                device=str(event.get("device") or "a stick"),
+                label=label if isinstance(label, str) and label else None,
+                state=str(event.get("state") or "unknown"),
+                detail=str(event.get("detail") or ""),
+                at=number(event.get("at")),
+                progress=step,
+            )
+        )
+    return tuple(found)
 
 
 def _complete(state: Any) -> bool | None:

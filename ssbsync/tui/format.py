@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from ssbsync.node.browse import FeedSummary, MessageView
+from ssbsync.node.browse import CarryFeed, FeedSummary, MessageView
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 
@@ -59,7 +59,7 @@ def relation(feed: FeedSummary, me: str) -> str:
     return "follow" if feed.following else ""
 
 
-def hops(feed: FeedSummary) -> str:
+def hops(feed: FeedSummary | CarryFeed) -> str:
     if feed.hops is None:
         return "—"
     return str(feed.hops) if feed.hops >= 0 else "x"

@@ -1,6 +1,7 @@
 """Feeds: every feed we hold, with name, follow state, hops, size and last activity.
 
-Type to filter (by name, description or id); F6 changes the sort; Enter opens the feed.
+Type to filter (by name, description or id); F6 changes the sort; Enter opens the feed;
+Ctrl+R reloads.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class FeedsScreen(Screen[None]):
     BINDINGS = [  # noqa: RUF012 - Textual's declaration style
         Binding("f6", "cycle_sort", "Sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("f5", "reload", "Reload"),
+        Binding("ctrl+r", "reload", "Reload"),  # F5 is the Carry screen
     ]
 
     @dataclass

@@ -1,5 +1,7 @@
 """Sync: the peers the running node knows, which are connected, how far replication with
-each has come ("complete" when nothing is outstanding), and connection failures in words.
+each has come ("complete" when nothing is outstanding), and connection failures in words;
+under them the sticks the node's hotplug watcher saw (syncing with its progress, "safe to
+remove", or failed with the reason), newest first.
 
 Refreshed every two seconds; a refresh still running is replaced by the next (exclusive
 worker), so a slow node never queues them up. Without a running node it says so.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.message import Message
@@ -16,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from ssbsync.tui import format as fmt
-from ssbsync.tui.backend import PeerState, SyncStatus
+from ssbsync.tui.backend import PeerState, StickState, SyncStatus
 from ssbsync.tui.base import backend_of, tui_app
 
 REFRESH_SECONDS = 2.0
@@ -34,6 +37,25 @@ def replication(peer: PeerState) -> str:
     if peer.complete:
         return "complete"
     return f"{peer.outstanding} feed{'s' if peer.outstanding != 1 else ''} to go"
+
+
+STICK_STYLES = {"safe to remove": "bold green", "failed": "bold red", "syncing": "bold yellow"}
+PHASES = {"import": "taking from it", "export": "writing to it"}
+
+
+def stick_line(stick: StickState) -> Text:
+    """One stick in words: `STICK (/dev/sdb1): safe to remove — took 3 messages, gave 2 …`."""
+    name = f"{stick.label} ({stick.device})" if stick.label else stick.device
+    line = Text(f"{name}: ")
+    line.append(stick.state, STICK_STYLES.get(stick.state, "bold"))
+    step = stick.progress
+    if stick.state == "syncing" and step is not None:
+        doing = PHASES.get(step.phase, step.phase)
+        of = f" of {step.total}" if step.total else ""
+        line.append(f" — {doing}: {step.done}{of} {step.unit}")
+    elif stick.detail:
+        line.append(f" — {stick.detail}")
+    return line
 
 
 def problems(status: SyncStatus, names: dict[str, str], now: float) -> list[str]:
@@ -71,6 +93,7 @@ class SyncScreen(Screen[None]):
         yield Header()
         yield Static("asking the node…", id="sync-summary")
         yield DataTable(id="peers", cursor_type="row")
+        yield Static("", id="sticks")
         yield Static("", id="sync-errors")
         yield Footer()
 
@@ -78,6 +101,7 @@ class SyncScreen(Screen[None]):
         table = self.query_one(DataTable)
         for label, width in (("Peer", 20), ("Address", 30), ("State", 10), ("Replication", 13)):
             table.add_column(label, key=label.lower(), width=width)
+        self.query_one("#sticks", Static).display = False
         self.poll()
         self.timer = self.set_interval(REFRESH_SECONDS, self.poll, pause=not backend_of(self).live)
 
@@ -99,10 +123,13 @@ class SyncScreen(Screen[None]):
     def on_sync_screen_updated(self, message: Updated) -> None:
         summary = self.query_one("#sync-summary", Static)
         table = self.query_one(DataTable)
+        sticks = self.query_one("#sticks", Static)
         if message.status is None:
             summary.update(NO_NODE)
-            table.display = False
+            table.display = sticks.display = False
             return
+        sticks.display = bool(message.status.sticks)
+        sticks.update(Text("\n").join(stick_line(s) for s in message.status.sticks))
         names, now = tui_app(self).names, tui_app(self).now()
         peers = message.status.peers
         connected = [p for p in peers if p.connected]
