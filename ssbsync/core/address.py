@@ -1,5 +1,8 @@
 """Multiserver addresses (PROTOCOL.md §11, §13): `net:HOST:PORT~shs:KEY`, `unix:PATH~noauth`,
 `;`-separated lists, and the legacy `HOST:PORT:@KEY.ed25519` form.
+
+`serial:DEVICE~shs:KEY` (a serial line or Bluetooth RFCOMM device, docs/serial-link.md) is
+ssbsync's own: ssb-server has no serial transport.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ class AddressError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    kind: str  # "net" or "unix"
-    host: str  # host for net, path for unix
-    port: int  # 0 for unix
+    kind: str  # "net", "unix" or "serial"
+    host: str  # host for net, path for unix, device path for serial
+    port: int  # 0 for unix and serial
     transform: str  # "shs" or "noauth"
     key: bytes | None  # the peer's public key (shs)
 
@@ -27,7 +30,7 @@ class Address:
         return None if self.key is None else feed_id(self.key)
 
     def __str__(self) -> str:
-        where = f"net:{self.host}:{self.port}" if self.kind == "net" else f"unix:{self.host}"
+        where = f"net:{self.host}:{self.port}" if self.kind == "net" else f"{self.kind}:{self.host}"
         if self.key is None:
             return f"{where}~{self.transform}"
         return f"{where}~shs:{base64.b64encode(self.key).decode()}"
@@ -69,8 +72,12 @@ def _parse_single(text: str) -> Address:
         host = host.strip("[]")
     elif where.startswith("unix:"):
         kind, host, port_number = "unix", where[5:], 0
+    elif where.startswith("serial:"):
+        kind, host, port_number = "serial", where[7:], 0
+        if not host.startswith("/"):
+            raise AddressError(f"serial address needs a device path (/dev/…): {where!r}")
     else:
-        raise AddressError(f"unsupported transport in {text!r} (net: and unix: are)")
+        raise AddressError(f"unsupported transport in {text!r} (net:, unix: and serial: are)")
     if transform == "noauth":
         return Address(kind, host, port_number, "noauth", None)
     if transform.startswith("shs:"):

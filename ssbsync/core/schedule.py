@@ -201,7 +201,7 @@ def parse_peer_address(value: object) -> Address:
     `host:port:@key.ed25519`, or ssb-gossip's object `{host, port, key}` / `{address}`.
 
     Only dialable addresses with the peer's key (`shs`) are accepted; AddressError says why
-    not.
+    not. A `serial:` address names a local device path, not a host: there is nothing to check.
     """
     if isinstance(value, dict):
         if isinstance(value.get("address"), str):
@@ -235,6 +235,8 @@ def pub_address(content: object) -> Address | None:
     if not isinstance(content, dict) or content.get("type") != "pub":
         return None
     try:
-        return parse_peer_address(content.get("address"))
+        address = parse_peer_address(content.get("address"))
     except AddressError:
         return None
+    # A message from anyone must not make us open a local socket or serial device.
+    return address if address.kind == "net" else None

@@ -93,6 +93,47 @@ class UsbSettings:
 
 
 @dataclass(frozen=True)
+class SerialLink:
+    """A serial device the node answers on (`connections.incoming.serial`) or dials
+    (`connections.outgoing.serial`, with the peer's key); docs/serial-link.md."""
+
+    device: str
+    baud: int
+    role: str  # "answer" or "dial"
+    key: FeedId | None = None  # the peer we dial (the handshake needs its key)
+
+    @classmethod
+    def all_from_raw(cls, raw: Mapping[str, Any]) -> tuple[SerialLink, ...]:
+        connections = raw.get("connections") or {}
+        found = []
+        for direction, role in (("incoming", "answer"), ("outgoing", "dial")):
+            name = f"connections.{direction}.serial"
+            section = connections.get(direction) if isinstance(connections, dict) else None
+            entries = section.get("serial", []) if isinstance(section, dict) else []
+            if not isinstance(entries, list):
+                raise ConfigError(f"{name} must be a list")
+            found += [cls.from_raw(e, f"{name}[{i}]", role) for i, e in enumerate(entries)]
+        devices = [link.device for link in found]
+        twice = next((d for d in devices if devices.count(d) > 1), None)
+        if twice is not None:
+            raise ConfigError(f"connections: serial device {twice} is configured more than once")
+        return tuple(found)
+
+    @classmethod
+    def from_raw(cls, entry: Any, name: str, role: str) -> SerialLink:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name} must be an object")
+        device, baud, key = entry.get("device"), entry.get("baud", 115200), entry.get("key")
+        if not isinstance(device, str) or not device.startswith("/") or "~" in device:
+            raise ConfigError(f"{name}.device must be a device path (/dev/…), got {device!r}")
+        if isinstance(baud, bool) or not isinstance(baud, int) or not 0 < baud <= 4_000_000:
+            raise ConfigError(f"{name}.baud must be a line speed in bits/s, got {baud!r}")
+        if role == "dial" and not is_feed_id(key):
+            raise ConfigError(f"{name}.key must be the peer's feed id (@….ed25519), got {key!r}")
+        return cls(device, baud, role, FeedId(str(key)) if role == "dial" else None)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     network_key: bytes
@@ -111,6 +152,7 @@ class Config:
     replicate_lan_party: bool = False
     gossip: GossipSettings = field(default_factory=GossipSettings)
     usb: UsbSettings = field(default_factory=UsbSettings)
+    serial: tuple[SerialLink, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -241,6 +283,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> Config:
         replicate_lan_party=_flag(raw, "replicate", "lanParty", False),
         gossip=GossipSettings.from_raw(raw),
         usb=UsbSettings.from_raw(raw),
+        serial=SerialLink.all_from_raw(raw),
         raw=raw,
     )
 

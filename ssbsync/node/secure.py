@@ -1,7 +1,7 @@
 """Secret handshake then box-stream over any ByteStream (PROTOCOL.md §2–3).
 
-The same code runs over TCP, a unix socket or (later) a serial line: the medium only has to
-be a `ByteStream`.
+The same code runs over TCP, a unix socket or a serial line (docs/serial-link.md): the medium
+only has to be a `ByteStream`.
 """
 
 from __future__ import annotations

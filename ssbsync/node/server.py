@@ -26,11 +26,13 @@ from ssbsync.node.api import NodeAPI
 from ssbsync.node.blob_replication import Blobs
 from ssbsync.node.blobs import BlobStore
 from ssbsync.node.config import Config, Listener
+from ssbsync.node.lan import LanDiscovery
 from ssbsync.node.legacy import LegacyPull
 from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
 from ssbsync.node.scheduler import Gossip
 from ssbsync.node.secure import secure_client, secure_server
+from ssbsync.node.serial_links import SerialLinks
 from ssbsync.node.session import RemoteError, RpcSession
 from ssbsync.node.sneakernet import Sneakernet
 from ssbsync.node.social import SocialGraph
@@ -94,6 +96,10 @@ class Node:
         self.peer_tasks: list[PeerTask] = [self._replicate, self.blobs.run_peer]
         self.gossip = Gossip(self)  # the peer table and the connection scheduler (§14)
         self.sneakernet = Sneakernet(self)  # bundles, sticks, USB hotplug
+        self.serial = SerialLinks(self)  # serial / Bluetooth RFCOMM lines (serial_links.py)
+        self.lan = LanDiscovery(self)  # beacons on the LAN -> peers to dial (§11)
+        if config.replicate_lan_party:  # every feed of every peer met on the LAN (issue 6)
+            self.lan.on_peer.append(lambda key, _: self.replicator.take_everything_from(key))
         self._follow_graph_changed(self.social.wanted, self.social.blocked)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -118,12 +124,16 @@ class Node:
                 ticker = group.create_task(self._tick())
                 gossip = group.create_task(self.gossip.run(dial=self._listen))
                 hotplug = group.create_task(self.sneakernet.run())
+                serial = group.create_task(self.serial.run())
+                lan = group.create_task(self.lan.run())
                 self.ready.set()
                 await self._stop.wait()
                 ticker.cancel()
                 await self._close_sessions()
                 gossip.cancel()
                 hotplug.cancel()
+                serial.cancel()
+                lan.cancel()
         finally:
             await self._shutdown()
 
@@ -322,6 +332,8 @@ class Node:
     async def _dial(self, target: Address) -> ByteStream:
         if target.kind == "unix":
             return await connect_unix(Path(target.host))
+        if target.kind == "serial":
+            return await self.serial.dial(target.host)
         return await connect_tcp(target.host, target.port)
 
     async def disconnect(self, address: str) -> JSONValue:
@@ -350,6 +362,8 @@ class Node:
             "messages": sum(clock.values()),
             "replication": self.replication_progress(),
             "sticks": self.sneakernet.status(),
+            "serial": self.serial.status(),
+            "lan": self.lan.status(),
         }
 
     def replication_progress(self) -> dict[str, Any]:

@@ -180,6 +180,21 @@ def test_bad_addresses_are_refused_with_a_reason(bad: object) -> None:
         parse_peer_address(bad)
 
 
+def test_a_serial_address_is_a_peer_address_with_no_host_check() -> None:
+    given = "serial:/dev/rfcomm0~shs:" + key(1)[1:-8]
+    address = parse_peer_address(given)
+    assert (address.kind, address.host, address.port) == ("serial", "/dev/rfcomm0", 0)
+    assert str(address) == given and address.feed == key(1)
+    with pytest.raises(AddressError, match="names no key"):
+        parse_peer_address("serial:/dev/rfcomm0~noauth")
+
+
+def test_pub_messages_never_point_at_local_devices_or_sockets() -> None:
+    bare = key(1)[1:-8]
+    for local in (f"serial:/dev/ttyS0~shs:{bare}", f"unix:/tmp/socket~shs:{bare}"):
+        assert pub_address({"type": "pub", "address": local}) is None
+
+
 def test_pub_messages_announce_addresses_and_bad_ones_are_ignored() -> None:
     good = {"type": "pub", "address": {"host": "1.2.3.4", "port": 8008, "key": key(1)}}
     assert pub_address(good) is not None and pub_address(good).feed == key(1)  # type: ignore[union-attr]
