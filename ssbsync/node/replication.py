@@ -330,7 +330,12 @@ class Replicator:
             log.info("%s sent no EBT notes in %.0f s: legacy replication", peer, FIRST_NOTES_WAIT)
             await duplex.end()
             return False
-        outbox = self._open(peer, is_client=True)
+        try:
+            outbox = self._open(peer, is_client=True)
+        except CallError as err:  # EBT runs on another session with this peer (crossed dials)
+            log.info("EBT with %s: %s; this stream ends", peer, err)
+            await duplex.end()
+            return True
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(self._incoming(peer, _prepend(first, incoming)))

@@ -46,6 +46,9 @@ SHUTDOWN_WAIT = 5.0  # seconds a connection gets to close when the node stops
 EBT_WAIT = 1.0  # after a dialler's first call, how long its ebt.replicate may take to come
 TICK = 1.0  # seconds between EBT timer events
 MAX_CONNECTIONS = 1024  # beyond this, new connections are closed at once
+# Two sessions with one peer, each dialled by one side, this close together: both dialled at
+# once (LAN peers hear each other's beacons in the same second), not a reconnection.
+CROSSED_DIALS = 10.0
 
 # Work that runs alongside every authenticated peer session (replication, blob wants, ...):
 # called with the session, the peer's id and whether we dialled; cancelled when it ends.
@@ -250,11 +253,19 @@ class Node:
         peer = self._peers[session] = Peer(remote, session, address, outgoing)
         if remote is not None:
             log.info("%s %s (%s)", "dialled" if outgoing else "accepted", remote, address)
+        duplicate = self._duplicate_to_close(peer) if remote is not None else None
+        if duplicate is not None and self._group is not None:
+            self._group.create_task(duplicate.session.close())
         try:
             async with asyncio.TaskGroup() as group:
                 alongside = []
                 # An invite guest (methods.restricted) only redeems its code: nothing runs.
-                if remote is not None and remote != self.id and not self.methods.restricted(remote):
+                if (
+                    remote is not None
+                    and remote != self.id
+                    and duplicate is not peer
+                    and not self.methods.restricted(remote)
+                ):
                     alongside = [
                         group.create_task(task(session, remote, outgoing))
                         for task in self.peer_tasks
@@ -267,6 +278,24 @@ class Node:
         finally:
             self._peers.pop(session, None)
             peer.gone.set()
+
+    def _duplicate_to_close(self, new: Peer) -> Peer | None:
+        """When both sides dialled each other at once, the session to end (one EBT stream per
+        peer, §7.1): both sides pick the same one, keeping the one the smaller id dialled.
+
+        Several sessions dialled by the same side are left alone: clients may hold more than
+        one, and a stale one ends by its inactivity timer.
+        """
+        crossed = (
+            p
+            for p in self._peers.values()
+            if p.id == new.id and p.outgoing != new.outgoing and new.since - p.since < CROSSED_DIALS
+        )
+        old = next(crossed, None)
+        if old is None:
+            return None
+        we_dial_the_kept_one = self.id < str(new.id)
+        return old if new.outgoing == we_dial_the_kept_one else new
 
     async def _replicate(self, session: RpcSession, remote: FeedId, outgoing: bool) -> None:
         """EBT with the peer; legacy replication of every wanted feed when it has none (§6–7).

@@ -326,3 +326,25 @@ def test_sync_replicates_until_complete_and_exits(tmp_path: Path) -> None:
                 assert a.id in [p["key"] for p in boat.peers()]  # type: ignore[index]
 
     run(scenario)
+
+
+def test_crossed_dials_leave_one_session_and_replication_works(tmp_path: Path) -> None:
+    """Both nodes dial each other at once (LAN peers hear each other's beacons in the same
+    second): both keep the same one session, and EBT runs on it both ways."""
+
+    async def scenario() -> None:
+        async with running(tmp_path / "a") as a, running(tmp_path / "b") as b:
+            a.api.publish({"type": "post", "text": "from a"})
+            b.api.publish({"type": "post", "text": "from b"})
+            await asyncio.gather(a.connect(tcp_address(b)), b.connect(tcp_address(a)))
+            await until(lambda: len(a.peers()) == 1 and len(b.peers()) == 1)  # type: ignore[arg-type]
+            await until(lambda: a.api.store.vector_clock().sequence(b.id) == 1)
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 1)
+            kept_a, kept_b = a.peers()[0], b.peers()[0]  # type: ignore[index]
+            assert kept_a["source"] != kept_b["source"]  # one session: a dialled it or b did
+            smaller = a if a.id < b.id else b
+            assert (kept_a if smaller is a else kept_b)["source"] == "dial"
+            a.api.publish({"type": "post", "text": "live"})
+            await until(lambda: b.api.store.vector_clock().sequence(a.id) == 2)
+
+    run(scenario)
