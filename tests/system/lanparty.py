@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ class LanParty:
         self.nodes: list[SsbsyncNode] = []
         self.server: RefPeer | None = None
         self.expected: dict[str, int] = {}
+        self.started_at = 0.0  # time.monotonic() when the nodes were started
+        self.ready_at = 0.0  # ... and when the last of them answered on its socket
 
     def __enter__(self) -> LanParty:
         try:
@@ -50,12 +53,16 @@ class LanParty:
 
     def _start(self) -> None:
         self.segment = Segment(self.size + (1 if self.installation else 0))
-        for index in range(self.size):
-            self.nodes.append(self._start_node(index))
+        self.nodes = [self._prepare_node(index) for index in range(self.size)]
+        # All at once: a node started early would otherwise replicate while the others start.
+        self.started_at = time.monotonic()
+        with ThreadPoolExecutor(len(self.nodes)) as starting:
+            list(starting.map(SsbsyncNode.start, self.nodes))
+        self.ready_at = time.monotonic()
         if self.installation is not None:
             self.server = self._start_server(self.installation)
 
-    def _start_node(self, index: int) -> SsbsyncNode:
+    def _prepare_node(self, index: int) -> SsbsyncNode:
         assert self.segment is not None
         folder = self.root / f"ssbsync-{index}"
         with NodeAPI(folder) as api:  # its own feed, written before it meets anyone
@@ -69,7 +76,7 @@ class LanParty:
         }
         node = SsbsyncNode(folder, port=PORT, config=config)
         node.prefix = self.segment.exec_prefix(index)
-        return node.start()
+        return node
 
     def _start_server(self, installation: Installation) -> RefPeer:
         assert self.segment is not None
@@ -99,11 +106,12 @@ class LanParty:
         return all(clock == self.expected for clock in self.clocks())
 
     def wait_converged(self, timeout: float) -> float:
-        """Seconds from now until every clock is the expected one; raises on timeout."""
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
+        """Seconds from the first node's start until every clock is the expected one (polled
+        every 0.5 s); raises if that has not happened `timeout` seconds from now."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.converged():
-                return time.monotonic() - start
+                return time.monotonic() - self.started_at
             time.sleep(0.5)
         raise AssertionError(f"no convergence in {timeout:.0f} s: {self.report()}")
 
