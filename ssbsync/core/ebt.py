@@ -212,6 +212,11 @@ class EbtState:
     def peers(self) -> list[FeedId]:
         return list(self._peers)
 
+    def replicated_by(self, peer: FeedId) -> list[FeedId]:
+        """The feeds a connected peer's notes said it replicates, wanted by us or not."""
+        state = self._peers.get(peer)
+        return [] if state is None else [f for f, claim in state.claims.items() if claim >= 0]
+
     def outstanding(self, peer: FeedId) -> dict[FeedId, tuple[int, int]] | None:
         """Feeds where we and `peer` still differ: {feed: (our sequence, its sequence)}.
 

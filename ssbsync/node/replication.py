@@ -119,8 +119,13 @@ class Replicator:
 
     def take_everything_from(self, peer: FeedId) -> None:
         """Replicate `peer` and every feed it replicates (LAN party, issue 6): its notes name
-        the feeds it holds and wants (§7.2), and each of them becomes one we want."""
+        the feeds it holds and wants (§7.2), and each of them becomes one we want: those of
+        its notes that came before this call as well (a LAN peer may dial us before we hear
+        its beacon, and we answered "not replicating" then)."""
         self._take_everything.add(peer)
+        for feed in self.state.replicated_by(peer):
+            if feed not in self._blocked:
+                self.want(feed)
 
     def peer_status(self, feed: FeedId) -> dict[str, Any]:
         """ssb-ebt's peerStatus: our sequence of `feed` and what each peer says of it."""

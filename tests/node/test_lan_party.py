@@ -60,3 +60,25 @@ def test_a_lan_party_never_takes_a_blocked_feed(tmp_path: Path) -> None:
             assert a.api.store.vector_clock().sequence(d.id) == 0
 
     run(scenario)
+
+
+def test_a_peer_marked_after_its_notes_came_still_gives_every_feed(tmp_path: Path) -> None:
+    """A LAN peer may dial us before we hear its beacon: its notes came, we answered "not
+    replicating" for the feeds we do not follow, and only then is it marked."""
+
+    async def scenario() -> None:
+        async with (
+            running(tmp_path / "a") as a,
+            running(tmp_path / "b") as b,
+            running(tmp_path / "c") as c,
+        ):
+            c.api.publish({"type": "post", "text": "from c"})
+            await b.connect(tcp_address(c))
+            await until(lambda: b.api.store.vector_clock().sequence(c.id) == 1)
+            await b.connect(tcp_address(a))
+            await until(lambda: a.replicator.is_complete(b.id))
+            assert a.api.store.vector_clock().sequence(c.id) == 0
+            a.replicator.take_everything_from(b.id)
+            await until(lambda: a.api.store.vector_clock().sequence(c.id) == 1)
+
+    run(scenario)
