@@ -490,5 +490,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def show_table(title: str, headers: list[str], rows: list[list[str]], width: int = 160) -> None:
+    """A rich table: the first column left-aligned, the figures right-aligned."""
+    table = Table(title=title)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=width).print(table)
+
+
+def show_markdown(headers: list[str], rows: list[list[str]]) -> None:
+    """The same table as Markdown, for BENCHMARKS.md."""
+    print("| " + " | ".join(headers) + " |")
+    print("|---|" + "---:|" * (len(headers) - 1))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 if __name__ == "__main__":
     sys.exit(main())

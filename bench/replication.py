@@ -64,9 +64,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for _entry in (str(ROOT), str(BENCH)):
@@ -630,19 +627,12 @@ HEADERS = [
 
 
 def print_table(results: list[PairResult], messages: int, authors: int) -> None:
-    table = Table(title=f"Replication: {messages:,} messages of {authors} authors")
-    for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if i == 0 else "right")
-    for row in rows(results, messages):
-        table.add_row(*row)
-    Console(width=200).print(table)
+    title = f"Replication: {messages:,} messages of {authors} authors"
+    ingest.show_table(title, HEADERS, rows(results, messages), width=200)
 
 
 def print_markdown(results: list[PairResult], messages: int) -> None:
-    print("| " + " | ".join(HEADERS) + " |")
-    print("|---|" + "---:|" * (len(HEADERS) - 1))
-    for row in rows(results, messages):
-        print("| " + " | ".join(row) + " |")
+    ingest.show_markdown(HEADERS, rows(results, messages))
 
 
 def print_details(results: list[PairResult]) -> None:

@@ -47,9 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for _entry in (str(ROOT), str(BENCH)):
@@ -211,19 +208,11 @@ def print_table(results: list[RateResult], plan: Plan, authors: int) -> None:
         f"Serial: {plan.count:,} messages of {authors} authors "
         f"({plan.payload_bytes / 1000:,.0f} KB of JSON) over a pty link"
     )
-    table = Table(title=title)
-    for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="left" if i == 0 else "right")
-    for row in rows(results, plan):
-        table.add_row(*row)
-    Console(width=160).print(table)
+    ingest.show_table(title, HEADERS, rows(results, plan))
 
 
 def print_markdown(results: list[RateResult], plan: Plan) -> None:
-    print("| " + " | ".join(HEADERS) + " |")
-    print("|---|" + "---:|" * (len(HEADERS) - 1))
-    for row in rows(results, plan):
-        print("| " + " | ".join(row) + " |")
+    ingest.show_markdown(HEADERS, rows(results, plan))
 
 
 # -- main ------------------------------------------------------------------------------------
