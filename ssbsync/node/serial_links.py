@@ -22,10 +22,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ssbsync.core.address import Address
 from ssbsync.core.jsonv8 import JSONValue
-from ssbsync.core.refs import FeedId, feed_id, public_key
+from ssbsync.core.refs import FeedId, public_key
 from ssbsync.node.config import SerialLink
-from ssbsync.node.secure import SecureStream, secure_client, secure_server
+from ssbsync.node.secure import SecureStream
 from ssbsync.transport.serial import (
     DEFAULT_BAUD,
     DIAL_TIMEOUT,
@@ -120,47 +121,32 @@ class SerialLinks:
 
     async def _attempt(self, status: LinkStatus) -> float:
         """One open → preamble → handshake → session; how long the session ran."""
-        link, config, keys = status.link, self.node.config, self.node.api.keys
+        link = status.link
         if link.role == "dial":
             assert link.key is not None, "config.SerialLink requires a key to dial"
             status.set("dialling")
             stream = await self.dial(link.device)
             status.set("handshake")
-            secure = await secure_client(
-                stream,
-                config.network_key,
-                keys,
-                public_key(link.key),
-                timeout=config.handshake_timeout,
-            )
+            secure = await self.node.handshake_outgoing(stream, public_key(link.key))
             return await self._serve(status, secure, outgoing=True, is_master=False)
         status.set("waiting for a dialler")
         stream = await answer_serial(link.device, link.baud)
         status.set("handshake")
-        secure = await secure_server(
-            stream,
-            config.network_key,
-            keys,
-            # as Node._accept_peer: peers we block are refused at the handshake (§2)
-            authorize=lambda public: feed_id(public) not in self.node.social.blocked,
-            timeout=config.handshake_timeout,
-        )
-        remote = secure.remote_id
-        is_master = remote == self.node.id or remote in config.masters
+        secure, is_master = await self.node.handshake_incoming(stream)
         return await self._serve(status, secure, outgoing=False, is_master=is_master)
 
     async def _serve(
         self, status: LinkStatus, secure: SecureStream, outgoing: bool, is_master: bool
     ) -> float:
         remote, device = secure.remote_id, status.link.device
-        address = f"serial:{device}~shs:{remote[1:].removesuffix('.ed25519')}"
+        address = str(Address("serial", device, 0, "shs", public_key(remote)))
         status.peer, status.error = remote, None
         status.sessions += 1
         status.set("connected")
         log.info("serial %s: session with %s", device, remote)
         started = time.monotonic()
         try:
-            await self.node._serve(secure, remote, address, outgoing, is_master)
+            await self.node.serve_session(secure, remote, address, outgoing, is_master)
         finally:
             status.peer = None
         lasted = time.monotonic() - started

@@ -31,7 +31,7 @@ from ssbsync.node.legacy import LegacyPull
 from ssbsync.node.methods import Methods
 from ssbsync.node.replication import Replicator
 from ssbsync.node.scheduler import Gossip
-from ssbsync.node.secure import secure_client, secure_server
+from ssbsync.node.secure import SecureStream, secure_client, secure_server
 from ssbsync.node.serial_links import SerialLinks
 from ssbsync.node.session import RemoteError, RpcSession
 from ssbsync.node.sneakernet import Sneakernet
@@ -213,27 +213,43 @@ class Node:
 
     async def _accept_local(self, stream: ByteStream) -> None:
         """The noauth socket: the caller is this node's owner, with every permission."""
-        await self._serve(stream, None, "local", outgoing=False, is_master=True)
+        await self.serve_session(stream, None, "local", outgoing=False, is_master=True)
 
     async def _accept_peer(self, stream: ByteStream) -> None:
         try:
-            secure = await secure_server(
-                stream,
-                self.config.network_key,
-                self.api.keys,
-                # ssb-friends refuses peers we block at the handshake (no msg4, §2).
-                authorize=lambda public: feed_id(public) not in self.social.blocked,
-                timeout=self.config.handshake_timeout,
-            )
+            secure, is_master = await self.handshake_incoming(stream)
         except StreamClosed as err:
             log.info("incoming connection refused: %s", err)
             await stream.aclose()
             return
-        remote = secure.remote_id
-        is_master = remote == self.id or remote in self.config.masters
-        await self._serve(secure, remote, getattr(stream, "peer", "?"), False, is_master)
+        address = getattr(stream, "peer", "?")
+        await self.serve_session(secure, secure.remote_id, address, False, is_master)
 
-    async def _serve(
+    async def handshake_incoming(self, stream: ByteStream) -> tuple[SecureStream, bool]:
+        """The server's side of the handshake on any byte stream (TCP, a serial line): the
+        secure stream, and whether the peer is one of our masters. StreamClosed if it fails."""
+        secure = await secure_server(
+            stream,
+            self.config.network_key,
+            self.api.keys,
+            # ssb-friends refuses peers we block at the handshake (no msg4, §2).
+            authorize=lambda public: feed_id(public) not in self.social.blocked,
+            timeout=self.config.handshake_timeout,
+        )
+        remote = secure.remote_id
+        return secure, remote == self.id or remote in self.config.masters
+
+    async def handshake_outgoing(self, stream: ByteStream, key: bytes) -> SecureStream:
+        """The client's side of the handshake with the peer whose public key is `key`."""
+        return await secure_client(
+            stream,
+            self.config.network_key,
+            self.api.keys,
+            key,
+            timeout=self.config.handshake_timeout,
+        )
+
+    async def serve_session(
         self,
         stream: ByteStream,
         remote: FeedId | None,
@@ -343,18 +359,11 @@ class Node:
             raise ValueError(str(err)) from None
         if target.transform == "noauth" or target.key is None:
             raise ValueError("dialling a noauth address is not supported")
-        stream = await self._dial(target)
-        secure = await secure_client(
-            stream,
-            self.config.network_key,
-            self.api.keys,
-            target.key,
-            timeout=self.config.handshake_timeout,
-        )
+        secure = await self.handshake_outgoing(await self._dial(target), target.key)
         remote = feed_id(target.key)
         # On connections we dialled, the remote gets the anonymous permissions (§12).
         assert self._group is not None, "connect() needs a running node"
-        self._group.create_task(self._serve(secure, remote, str(target), True, False))
+        self._group.create_task(self.serve_session(secure, remote, str(target), True, False))
         await asyncio.sleep(0)
         return remote
 
