@@ -490,6 +490,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def print_run_header() -> None:
+    """The machine, the code and the load, printed before a benchmark's figures."""
+    print(machine(), flush=True)
+    print(code_version(), flush=True)
+    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+
+
 def show_table(title: str, headers: list[str], rows: list[list[str]], width: int = 160) -> None:
     """A rich table: the first column left-aligned, the figures right-aligned."""
     table = Table(title=title)

@@ -736,9 +736,7 @@ def dataset_heads(data: Path) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(ingest.machine(), flush=True)
-    print(ingest.code_version(), flush=True)
-    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    ingest.print_run_header()
     wants_ssb_server = any(SSB_SERVER in pair for pair in args.pairs)
     missing = ingest.ssb_server_missing() if wants_ssb_server else None
     if missing:

@@ -39,13 +39,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -58,7 +56,7 @@ import replication  # noqa: E402 - bench/replication.py: nodes, RPC over the loc
 from ingest import BenchError  # noqa: E402
 
 from ssbsync.node.client import Client  # noqa: E402
-from tests.transport.ptylink import PtyLink  # noqa: E402
+from tests.transport.ptylink import PtyLink, serial_only_config  # noqa: E402
 
 POLL_S = 0.05
 OPENED = ("waiting for a dialler", "dialling")  # both nodes have their device open
@@ -123,16 +121,6 @@ async def _measure(line: PtyLink, nodes: Nodes, plan: Plan) -> Measured:
     return Measured(started - up_at, ended - started, sum(line.relayed.values()))
 
 
-def serial_config(incoming: list[dict[str, Any]], outgoing: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "connections": {
-            "incoming": {"unix": [{"transform": "noauth"}], "serial": incoming},
-            "outgoing": {"serial": outgoing},
-        },
-        "gossip": {"local": False},
-    }
-
-
 def run_rate(baud: int, plan: Plan) -> RateResult:
     result = RateResult(baud)
     print(f"{result.name}: starting the nodes ...", flush=True)
@@ -142,11 +130,11 @@ def run_rate(baud: int, plan: Plan) -> RateResult:
             folder = Path(tmp)
             (folder / "line").mkdir()
             line = PtyLink(folder / "line", baud=baud or None)
-            answer = serial_config([{"device": str(line.a)}], [])
+            answer = serial_only_config([{"device": str(line.a)}], [])
             with replication.ssbsync_node(
                 folder, "source", plan.data, plan.count, pairing, extra_config=answer
             ) as source:
-                dial = serial_config([], [{"device": str(line.b), "key": source.id}])
+                dial = serial_only_config([], [{"device": str(line.b), "key": source.id}])
                 with replication.ssbsync_node(
                     folder, "destination", None, plan.count, pairing, extra_config=dial
                 ) as destination:
@@ -243,9 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(ingest.machine(), flush=True)
-    print(ingest.code_version(), flush=True)
-    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    ingest.print_run_header()
     data = ingest.dataset(args.authors, args.count, args.seed)
     heads = replication.dataset_heads(data)
     if sum(heads.values()) != args.count or len(heads) != args.authors:

@@ -727,9 +727,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(ingest.machine(), flush=True)
-    print(ingest.code_version(), flush=True)
-    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    ingest.print_run_header()
     data = ingest.dataset(1, args.messages, args.seed)
     with data.open(encoding="utf-8") as first:
         feed = json.loads(first.readline())["author"]

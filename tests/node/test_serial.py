@@ -17,30 +17,19 @@ from ssbsync.node.client import Client
 from ssbsync.node.config import ConfigError
 from ssbsync.node.server import Node
 from ssbsync.node.session import RemoteError
-from tests.transport.ptylink import PtyLink
+from tests.transport.ptylink import PtyLink, serial_only_config
 
 from .nodes import config_in, run, running, until
 
 MESSAGES = 1000
 
 
-def serial_only(incoming: list[dict[str, Any]], outgoing: list[dict[str, Any]]) -> dict[str, Any]:
-    """Config: no TCP at all (only the local socket), no LAN discovery; these serial links."""
-    return {
-        "connections": {
-            "incoming": {"unix": [{"transform": "noauth"}], "serial": incoming},
-            "outgoing": {"serial": outgoing},
-        },
-        "gossip": {"local": False},
-    }
-
-
 @asynccontextmanager
 async def answerer_and_dialler(folder: Path, line: PtyLink) -> AsyncIterator[tuple[Node, Node]]:
     """Node a answers on the line's end A; node b dials it from end B."""
-    async with running(folder / "a", **serial_only([{"device": str(line.a)}], [])) as a:
+    async with running(folder / "a", **serial_only_config([{"device": str(line.a)}], [])) as a:
         dial = [{"device": str(line.b), "baud": 115200, "key": a.id}]
-        async with running(folder / "b", **serial_only([], dial)) as b:
+        async with running(folder / "b", **serial_only_config([], dial)) as b:
             yield a, b
 
 
@@ -118,8 +107,8 @@ def test_gossip_connect_dials_a_serial_address(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with (
             PtyLink(tmp_path / "line") as line,
-            running(tmp_path / "a", **serial_only([{"device": str(line.a)}], [])) as a,
-            running(tmp_path / "b", **serial_only([], [])) as b,
+            running(tmp_path / "a", **serial_only_config([{"device": str(line.a)}], [])) as a,
+            running(tmp_path / "b", **serial_only_config([], [])) as b,
         ):
             publish(a, 20, "from a")
             key = a.id[1:].removesuffix(".ed25519")
@@ -135,7 +124,7 @@ def test_gossip_connect_dials_a_serial_address(tmp_path: Path) -> None:
 
 def test_gossip_connect_to_a_missing_device_says_so(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "b", **serial_only([], [])) as b:
+        async with running(tmp_path / "b", **serial_only_config([], [])) as b:
             key = b.id[1:].removesuffix(".ed25519")
             async with await Client.connect_local(b.config.socket_path) as ssb:
                 with pytest.raises(RemoteError, match="rfcomm9: no such device"):
@@ -166,7 +155,7 @@ def test_a_device_that_is_not_there_yet_is_picked_up_when_it_appears(tmp_path: P
 def test_garbage_on_the_line_before_the_preamble_is_skipped(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with PtyLink(tmp_path / "line") as line:
-            answer = serial_only([{"device": str(line.a)}], [])
+            answer = serial_only_config([{"device": str(line.a)}], [])
             async with running(tmp_path / "a", **answer) as a:
                 publish(a, 5, "from a")
                 await in_state(a, "waiting for a dialler")
@@ -174,7 +163,7 @@ def test_garbage_on_the_line_before_the_preamble_is_skipped(tmp_path: Path) -> N
                 stale = marker("SYNC", "00" * 8) + marker("START", "11" * 8)
                 await line.inject("a", os.urandom(20_000) + stale + b"\x16ssbsync-link/1 SY")
                 dial = [{"device": str(line.b), "key": a.id}]
-                async with running(tmp_path / "b", **serial_only([], dial)) as b:
+                async with running(tmp_path / "b", **serial_only_config([], dial)) as b:
                     await until(lambda: clock(b).get(a.id) == 5, seconds=20)
 
     (tmp_path / "line").mkdir()

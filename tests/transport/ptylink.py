@@ -26,6 +26,7 @@ import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 CHUNK = 4096
 
@@ -173,3 +174,17 @@ async def _wait(loop: asyncio.AbstractEventLoop, fd: int, writing: bool) -> None
         await ready
     finally:
         (loop.remove_writer if writing else loop.remove_reader)(fd)
+
+
+def serial_only_config(
+    incoming: list[dict[str, Any]], outgoing: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A node config with these serial links, no TCP at all (only the local socket) and no LAN
+    discovery: nodes on a link can reach each other over the serial line only."""
+    return {
+        "connections": {
+            "incoming": {"unix": [{"transform": "noauth"}], "serial": incoming},
+            "outgoing": {"serial": outgoing},
+        },
+        "gossip": {"local": False},
+    }
